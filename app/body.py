@@ -1,0 +1,74 @@
+"""Strict reading of JSON request bodies, as the contract's INVALID_JSON row describes.
+
+Refused: bodies that are not UTF-8, not JSON, not an object, that repeat a key, use
+NaN/Infinity, or nest deeper than MAX_DEPTH. Python's json module accepts most of those
+by default, so each is switched off here.
+"""
+
+import json
+
+from flask import request
+
+from app.errors import InvalidJSON, UnsupportedMediaType
+
+MAX_DEPTH = 32
+JSON_MIMETYPE = "application/json"
+
+
+def _object_without_duplicates(pairs):
+    """object_pairs_hook that refuses a repeated key."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise InvalidJSON("The request body repeats a key.")
+    return result
+
+
+def _refuse_constant(name):
+    """parse_constant hook: NaN, Infinity and -Infinity are not JSON."""
+    raise InvalidJSON(f"The request body uses {name}, which is not valid JSON.")
+
+
+def _depth(value):
+    """Return how deeply arrays and objects nest in a parsed value (iteratively)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_json_object(raw):
+    """Parse bytes into a dict, or raise InvalidJSON."""
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_refuse_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidJSON() from None
+    if not isinstance(value, dict):
+        raise InvalidJSON("The request body must be a JSON object.")
+    # Fewer opening brackets than the limit cannot nest deeper than it: skip the walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise InvalidJSON(f"The request body nests deeper than {MAX_DEPTH} levels.")
+    return value
+
+
+def require_json_content_type():
+    """Raise 415 unless the body is declared as application/json (UTF-8)."""
+    if request.mimetype != JSON_MIMETYPE:
+        raise UnsupportedMediaType()
+    charset = request.mimetype_params.get("charset")
+    if charset is not None and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("The body must be UTF-8 encoded application/json.")
+
+
+def read_json_object():
+    """Check the content type, read the body (413 past the limit) and parse it strictly."""
+    require_json_content_type()
+    return parse_json_object(request.get_data(cache=False))

@@ -1,0 +1,97 @@
+"""Database models: users, companies, roles and signing credentials.
+
+Models hold data only; reading and writing them is the repository's job.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+ADMIN_ROLE = "Admin"
+CUSTOMER_ROLE = "Customer"
+STATE_CARD_NOT_FOUND = "CARD_NOT_FOUND"
+STATE_ACTIVED = "ACTIVED"  # spelled as in the platform's API document
+
+
+def new_uuid():
+    """Return a fresh uuid4 as its canonical string."""
+    return str(uuid.uuid4())
+
+
+def utc_now():
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Role(db.Model):
+    """A system role with its permission tree; seeded by a migration."""
+
+    __tablename__ = "roles"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    description: Mapped[str] = mapped_column(sa.String(255), default="")
+    category: Mapped[str] = mapped_column(sa.String(64))
+    permission: Mapped[dict] = mapped_column(sa.JSON)
+
+
+class Company(db.Model):
+    """The company an admin signs up with; every field but the id starts empty."""
+
+    __tablename__ = "companies"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(sa.String(255), default="")
+    phone: Mapped[str] = mapped_column(sa.String(64), default="")
+    address: Mapped[str] = mapped_column(sa.String(255), default="")
+    describe: Mapped[str] = mapped_column(sa.Text, default="")
+    email: Mapped[str] = mapped_column(sa.String(254), default="")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+
+
+class User(db.Model):
+    """An account. `email` is stored normalised (trimmed, lower-cased) and is unique."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    phone: Mapped[str] = mapped_column(sa.String(64), default="")
+    country: Mapped[str] = mapped_column(sa.String(64), default="")
+    city: Mapped[str] = mapped_column(sa.String(128), default="")
+    avatar: Mapped[str] = mapped_column(sa.String(512), default="")
+    address: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    state: Mapped[str] = mapped_column(sa.String(32))
+    language: Mapped[str] = mapped_column(sa.String(32), default="")
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="")
+    default_app: Mapped[str] = mapped_column(sa.String(64), default="")
+    company_id: Mapped[str | None] = mapped_column(
+        sa.String(36), sa.ForeignKey("companies.id"), default=None
+    )
+    role_id: Mapped[str] = mapped_column(sa.String(36), sa.ForeignKey("roles.id"))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+
+    company: Mapped[Company | None] = relationship(lazy="joined")
+    role: Mapped[Role] = relationship(lazy="joined")
+
+
+class SigningCredential(db.Model):
+    """A JWT credential: its `key` is the token's `iss`; its secret is derived, never stored."""
+
+    __tablename__ = "signing_credentials"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    key: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    user_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+
+    user: Mapped[User] = relationship(lazy="joined")

@@ -1,0 +1,113 @@
+"""The only module that queries or writes the database.
+
+Plain functions over `db.session`. Views never touch the session; models never commit.
+"""
+
+import secrets
+import string
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import EmailTaken
+from app.extensions import db
+from app.models import (
+    ADMIN_ROLE,
+    CUSTOMER_ROLE,
+    STATE_ACTIVED,
+    STATE_CARD_NOT_FOUND,
+    Company,
+    Role,
+    SigningCredential,
+    User,
+)
+
+CREDENTIAL_KEY_ALPHABET = string.ascii_letters + string.digits
+CREDENTIAL_KEY_LENGTH = 32
+
+
+def new_credential_key():
+    """A 32-character [A-Za-z0-9] key, like an API gateway's JWT credential key."""
+    return "".join(secrets.choice(CREDENTIAL_KEY_ALPHABET) for _ in range(CREDENTIAL_KEY_LENGTH))
+
+
+def email_exists(email):
+    """True when an account uses this (already normalised) e-mail.
+
+    Ends its read transaction at once, so no connection sits idle in a transaction
+    while the caller spends ~100 ms hashing a password.
+    """
+    found = db.session.scalar(sa.select(User.id).where(User.email == email)) is not None
+    db.session.rollback()
+    return found
+
+
+def get_role(name):
+    """Return the system role with this name (seeded by a migration)."""
+    return db.session.scalar(sa.select(Role).where(Role.name == name))
+
+
+def _create_account(fields, password_hash, role_name, state, company):
+    """Write user, company (if any) and signing credential in one transaction."""
+    role = get_role(role_name)
+    if role is None:
+        raise RuntimeError(f"system role {role_name!r} is missing: run the migrations")
+    user = User(
+        first_name=fields["first_name"],
+        last_name=fields["last_name"],
+        email=fields["email"],
+        password_hash=password_hash,
+        state=state,
+        role=role,
+        company=company,
+    )
+    credential = SigningCredential(key=new_credential_key(), user=user)
+    db.session.add_all([user, credential] + ([company] if company else []))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        # The unique index on the normalised e-mail is what settles a race.
+        if email_exists(fields["email"]):
+            raise EmailTaken() from None
+        raise
+    return user, credential
+
+
+def create_admin_account(fields, password_hash):
+    """Create an admin: a new company, the Admin role, state CARD_NOT_FOUND."""
+    return _create_account(fields, password_hash, ADMIN_ROLE, STATE_CARD_NOT_FOUND, Company())
+
+
+def create_customer_account(fields, password_hash):
+    """Create a customer: no company, the Customer role, state ACTIVED."""
+    return _create_account(fields, password_hash, CUSTOMER_ROLE, STATE_ACTIVED, None)
+
+
+def find_credential(key):
+    """Return the signing credential with this key (and its user), or None."""
+    return db.session.scalar(sa.select(SigningCredential).where(SigningCredential.key == key))
+
+
+def get_user(user_id):
+    """Return the user with this id, or None."""
+    return db.session.get(User, user_id)
+
+
+def find_user_by_email(email):
+    """Return the user with this normalised e-mail, or None."""
+    return db.session.scalar(sa.select(User).where(User.email == email))
+
+
+def ping():
+    """Run a trivial query; raises when the database cannot be reached."""
+    db.session.execute(sa.text("SELECT 1"))
+    db.session.rollback()
+
+
+def rollback():
+    """Drop whatever the current transaction holds (used after errors)."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - a dead connection must not hide the original error
+        pass

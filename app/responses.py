@@ -1,0 +1,23 @@
+"""Success envelopes shared by the endpoints."""
+
+from flask import jsonify
+
+from app.schemas import AUTH_RESULT_SCHEMA
+from app.tokens import issue_access_token
+
+
+def success(data, status=200):
+    """`{"error": null, "data": ...}` with the given status."""
+    response = jsonify({"error": None, "data": data})
+    response.status_code = status
+    return response
+
+
+def auth_response(user, credential, status=200):
+    """The token response: a fresh access token and the full user; never cached."""
+    token = issue_access_token(user, credential)
+    response = success(AUTH_RESULT_SCHEMA.dump({"access_token": token, "user": user}), status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+

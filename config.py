@@ -1,0 +1,106 @@
+"""Configuration classes, read from the environment (and a `.env` file, if present).
+
+`APP_ENV` picks the class: `production` (the default), `development` or `testing`.
+"""
+
+import os
+
+from dotenv import load_dotenv
+
+load_dotenv()
+
+MIN_SECRET_KEY_BYTES = 32
+
+
+def env_int(name, default):
+    """Read an integer setting from the environment, with a readable error."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def normalise_database_url(url):
+    """Make `postgres://` and `postgresql://` URLs use the psycopg 3 driver."""
+    if not url:
+        return None
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unusable; the message is one line meant for the operator."""
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    ENV_NAME = "base"
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
+    # None means "SQLite in the instance folder"; create_app fills it in.
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("DATABASE_URL"))
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        # Parameters may include password hashes: keep them out of error messages and logs.
+        "hide_parameters": True,
+    }
+    DB_CONNECT_TIMEOUT_SECONDS = env_int("DB_CONNECT_TIMEOUT_SECONDS", 3)
+    SQLITE_BUSY_TIMEOUT_MS = env_int("SQLITE_BUSY_TIMEOUT_MS", 5000)
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
+    ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", 86400)
+    # argon2-cffi's defaults (RFC 9106 low-memory profile): t=3, m=64 MiB, p=4.
+    ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_COST = env_int("ARGON2_MEMORY_COST", 65536)
+    ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 4)
+    GENERATE_SECRET_KEY = False
+    HOST = os.environ.get("HOST", "127.0.0.1")
+    PORT = env_int("PORT", 8000)
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+
+
+class DevelopmentConfig(Config):
+    """Local work: a secret key is generated and kept in the instance folder if none is set."""
+
+    ENV_NAME = "development"
+    GENERATE_SECRET_KEY = True
+
+
+class TestingConfig(Config):
+    """The test suite: cheap argon2 parameters, a fixed secret, no environment database."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-that-is-32-bytes-or-more"
+    SQLALCHEMY_DATABASE_URI = None
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 8
+    ARGON2_PARALLELISM = 1
+
+
+class ProductionConfig(Config):
+    """Serving real users: refuses to start without a strong SECRET_KEY."""
+
+    ENV_NAME = "production"
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env():
+    """Return the config class named by APP_ENV (production when unset)."""
+    name = os.environ.get("APP_ENV", "production").strip().lower()
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ConfigError(
+            f"APP_ENV must be one of {', '.join(sorted(CONFIGS))}, got {name!r}"
+        ) from None
