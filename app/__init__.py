@@ -51,8 +51,10 @@ def configure_logging(app):
     """Plain log lines on stderr unless the host (gunicorn, pytest) set up logging already."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("app").setLevel(app.config["LOG_LEVEL"])
+        logging.basicConfig(
+            level=app.config["LOG_LEVEL"],
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
 
 
 def configure_secret_key(app):

@@ -20,4 +20,3 @@ def auth_response(user, credential, status=200):
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
-

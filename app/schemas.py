@@ -108,9 +108,7 @@ class SignupSchema(Schema):
             validate.Length(
                 min=PASSWORD_MIN, error=f"Must be more than {PASSWORD_MIN - 1} characters."
             ),
-            validate.Length(
-                max=PASSWORD_MAX, error=f"Must be at most {PASSWORD_MAX} characters."
-            ),
+            validate.Length(max=PASSWORD_MAX, error=f"Must be at most {PASSWORD_MAX} characters."),
             _requires(str.isupper, "Must contain at least one upper-case letter."),
             _requires(str.islower, "Must contain at least one lower-case letter."),
             _requires(str.isdigit, "Must contain at least one digit."),

@@ -1,12 +1,13 @@
 """Sign-up endpoints: thin views over the schema, the password module and the repository."""
 
+from marshmallow import ValidationError
+
 from app import passwords, repository
 from app.body import read_json_object
 from app.errors import EmailTaken, ValidationFailed
 from app.responses import auth_response
 from app.schemas import SIGNUP_SCHEMA
 from app.signup import bp
-from marshmallow import ValidationError
 
 
 def load_signup_fields():

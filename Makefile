@@ -1,0 +1,41 @@
+# Lumyri accounts. The two set-up commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+APP_ENV ?= development
+export HOST PORT APP_ENV
+
+.PHONY: run test migrate lint format bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
+	touch $(STAMP)
+
+## run: install, apply migrations, serve with gunicorn on $HOST:$PORT
+run: $(STAMP) migrate
+	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## migrate: create or upgrade the database schema (and seed the system roles)
+migrate: $(STAMP)
+	$(BIN)/flask --app wsgi db upgrade
+
+## test: install if needed and run the whole suite
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff check and format check, as CI runs them
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,126 @@
+"""Fixtures: the app on SQLite and on Postgres, its test client and CLI runner.
+
+Every HTTP test runs twice, once per database. Postgres comes from TEST_DATABASE_URL
+(default: the local server); in CI (CI=true) it is required and its absence fails the
+run, elsewhere its absence skips those tests with the reason.
+"""
+
+import os
+import secrets
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from app import create_app
+from app.extensions import db
+from app.models import Company, SigningCredential, User
+from tests.helpers import Api
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def running_in_ci():
+    """True when the CI runner started us."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def migrate_database(url):
+    """Create the schema (and seed the roles) with the project's real migrations."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+def postgres_server_url():
+    """The Postgres server to test against, or skip (fail in CI) when it cannot be reached."""
+    url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES_URL
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as error:
+        reason = f"Postgres at {sa.make_url(url)!r} is not reachable ({type(error).__name__})"
+        if running_in_ci():
+            pytest.fail(f"{reason}; CI requires it (set TEST_DATABASE_URL)", pytrace=False)
+        pytest.skip(f"{reason}; set TEST_DATABASE_URL to run the Postgres tests")
+    finally:
+        engine.dispose()
+    return url
+
+
+def with_search_path(url, schema):
+    """The same server URL, with every connection's search_path set to `schema`."""
+    scoped = sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return scoped.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory):
+    """A migrated SQLite file for the whole session."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'lumyri.db'}"
+    migrate_database(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The Postgres server URL (skips, or fails in CI, when unreachable)."""
+    return postgres_server_url()
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server):
+    """A migrated schema of its own on the Postgres server, dropped at the end."""
+    schema = f"lumyri_test_{secrets.token_hex(4)}"
+    engine = sa.create_engine(postgres_server)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = with_search_path(postgres_server, schema)
+    migrate_database(url)
+    yield url
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request):
+    """Each test that uses the database runs on SQLite and on Postgres."""
+    return request.getfixturevalue(f"{request.param}_database")
+
+
+def empty_account_tables():
+    """Delete every account (the seeded roles stay)."""
+    for model in (SigningCredential, User, Company):
+        db.session.execute(sa.delete(model))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(database_url):
+    """The app, built by the factory with the testing config, on a migrated database."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
+    yield app
+    with app.app_context():
+        empty_account_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def api(client):
+    """Small helper for the requests the tests repeat."""
+    return Api(client)
+
+
+@pytest.fixture
+def runner(app):
+    """Flask's CLI runner."""
+    return app.test_cli_runner()

@@ -1,0 +1,125 @@
+"""Helpers shared by the tests: request bodies, the API client and the contract's objects."""
+
+import itertools
+import json
+
+SIGNUP_PATHS = {
+    "admin": "/api/v1/auth/admin/signup",
+    "customer": "/api/v1/auth/customer/signup",
+}
+PASSWORD = "Password@123"
+_emails = itertools.count(1)
+
+
+def fresh_email(prefix="user"):
+    """A new, unused e-mail address for each call."""
+    return f"{prefix}{next(_emails)}@example.org"
+
+
+def signup_body(**overrides):
+    """A valid sign-up body (the document's sample), with overrides."""
+    body = {
+        "first_name": "Admin",
+        "last_name": "Test",
+        "email": fresh_email(),
+        "password": PASSWORD,
+    }
+    body.update(overrides)
+    return body
+
+
+class Api:
+    """Sends the requests the tests repeat."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def signup(self, kind, body=None, **kwargs):
+        """POST a sign-up body (JSON) to the admin or customer endpoint."""
+        return self.client.post(SIGNUP_PATHS[kind], json=body or signup_body(), **kwargs)
+
+    def post_raw(self, kind, data, content_type="application/json"):
+        """POST raw bytes with the given content type."""
+        return self.client.post(SIGNUP_PATHS[kind], data=data, content_type=content_type)
+
+
+def permission_tree(allowed):
+    """The contract's permission tree, every `all`/`view` set to `allowed`."""
+    grant = {"all": allowed, "view": allowed}
+    platform = ["applications", "admins", "roles", "billing"]
+    application = ["tickets", "agents", "customers", "live_map", "labels", "settings"]
+    return {
+        "platform": {name: dict(grant) for name in platform},
+        "application": {"applications": None, **{name: dict(grant) for name in application}},
+    }
+
+
+ADMIN_ROLE = {
+    "name": "Admin",
+    "description": "Have full access to platform",
+    "category": "SYSTEM ROLE",
+    "permission": permission_tree(True),
+}
+CUSTOMER_ROLE = {
+    "name": "Customer",
+    "description": "",
+    "category": "SYSTEM ROLE",
+    "permission": permission_tree(False),
+}
+USER_KEYS = [
+    "id",
+    "first_name",
+    "last_name",
+    "phone",
+    "email",
+    "country",
+    "city",
+    "avatar",
+    "company",
+    "role",
+    "address",
+    "state",
+    "language",
+    "timezone",
+    "default_app",
+]
+COMPANY_KEYS = ["id", "name", "phone", "address", "describe", "email"]
+
+
+def expected_user(kind, user_id, company_id, first_name, last_name, email):
+    """The full user object the contract promises for a fresh account."""
+    admin = kind == "admin"
+    return {
+        "id": user_id,
+        "first_name": first_name,
+        "last_name": last_name,
+        "phone": "",
+        "email": email,
+        "country": "",
+        "city": "",
+        "avatar": "",
+        "company": {
+            "id": company_id if admin else "",
+            "name": "",
+            "phone": "",
+            "address": "",
+            "describe": "",
+            "email": "",
+        },
+        "role": ADMIN_ROLE if admin else CUSTOMER_ROLE,
+        "address": None,
+        "state": "CARD_NOT_FOUND" if admin else "ACTIVED",
+        "language": "",
+        "timezone": "",
+        "default_app": "",
+    }
+
+
+def error_of(response):
+    """The `error` object of an envelope response, after checking the envelope itself."""
+    assert response.mimetype == "application/json"
+    body = json.loads(response.get_data(as_text=True))
+    assert set(body) == {"error", "data"}
+    assert body["data"] is None
+    assert isinstance(body["error"]["code"], str) and body["error"]["message"]
+    return body["error"]
