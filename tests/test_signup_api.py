@@ -1,5 +1,6 @@
 """The sign-up endpoints through the app factory's test client, on SQLite and Postgres."""
 
+import json
 import re
 import uuid
 
@@ -278,11 +279,7 @@ class TestInvalidJSON:
     def test_32_levels_are_allowed(self, api):
         body = signup_body()
         nested = "[" * 31 + "]" * 31
-        raw = '{"first_name": "A", "last_name": "B", "email": "%s", "password": "%s", "x": %s}' % (
-            body["email"],
-            PASSWORD,
-            nested,
-        )
+        raw = json.dumps({**body, "x": "NESTED"}).replace('"NESTED"', nested)
         response = api.post_raw("customer", raw.encode())
         assert response.status_code == 201
 
