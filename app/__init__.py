@@ -21,7 +21,8 @@ SECRET_KEY_FILE = "secret_key"
 def create_app(config=None):
     """Build the app. `config`: a config class, its name, or a mapping of overrides
     applied on top of the testing config; None reads APP_ENV from the environment."""
-    app = Flask(__name__, instance_relative_config=True)
+    # INSTANCE_PATH lets a deployment keep the SQLite file and dev key outside the code.
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None)
     load_config(app, config)
     configure_logging(app)
     configure_secret_key(app)

@@ -1,0 +1,146 @@
+"""Configuration: the environment's settings, SECRET_KEY rules, database URLs."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from app import create_app
+from config import ConfigError, DevelopmentConfig, ProductionConfig, normalise_database_url
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRONG_KEY = "k" * 16 + "0123456789abcdef"
+
+
+def run_python(code, **env):
+    """Run Python code in a fresh process with only the given settings in its environment."""
+    base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+class Production(ProductionConfig):
+    """Production with a database that is never touched."""
+
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+
+
+def test_production_refuses_to_start_without_secret_key():
+    Production.SECRET_KEY = None
+    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+        create_app(Production)
+
+
+def test_production_refuses_a_short_secret_key():
+    Production.SECRET_KEY = "x" * 31
+    with pytest.raises(ConfigError, match="too short"):
+        create_app(Production)
+
+
+def test_production_accepts_a_32_byte_key():
+    Production.SECRET_KEY = STRONG_KEY
+    assert create_app(Production).config["SECRET_KEY"] == STRONG_KEY
+
+
+def test_wsgi_refuses_with_one_line_reason():
+    result = run_python("import wsgi", APP_ENV="production", DATABASE_URL="sqlite://")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["lumyri-accounts: refusing to start: " + lines[0].split(": ", 2)[2]]
+    assert "SECRET_KEY is not set" in lines[0]
+
+
+def test_development_generates_and_keeps_a_key(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+
+    class Development(DevelopmentConfig):
+        SECRET_KEY = None
+        SQLALCHEMY_DATABASE_URI = "sqlite://"
+
+    first = create_app(Development).config["SECRET_KEY"]
+    second = create_app(Development).config["SECRET_KEY"]
+    assert first == second and len(first) >= 32
+    key_file = tmp_path / "secret_key"
+    assert key_file.read_text() == first
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert "SECRET_KEY is not set" in caplog.text
+    assert first not in caplog.text
+
+
+def test_sqlite_in_the_instance_folder_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    app = create_app({"SQLALCHEMY_DATABASE_URI": None})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'lumyri.db'}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        ("", None),
+    ],
+)
+def test_database_url_normalisation(given, expected):
+    assert normalise_database_url(given) == expected
+
+
+def test_settings_come_from_the_environment():
+    code = (
+        "from app import create_app; c = create_app().config; "
+        "print(c['SQLALCHEMY_DATABASE_URI'], c['ACCESS_TOKEN_TTL_SECONDS'], "
+        "c['ARGON2_TIME_COST'], c['ARGON2_MEMORY_COST'], c['ARGON2_PARALLELISM'], "
+        "c['MAX_CONTENT_LENGTH'])"
+    )
+    result = run_python(
+        code,
+        APP_ENV="production",
+        SECRET_KEY=STRONG_KEY,
+        DATABASE_URL="postgres://someone@db.invalid/lumyri",
+        ACCESS_TOKEN_TTL_SECONDS="600",
+        ARGON2_TIME_COST="2",
+        ARGON2_MEMORY_COST="19456",
+        ARGON2_PARALLELISM="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "postgresql+psycopg://someone@db.invalid/lumyri",
+        "600",
+        "2",
+        "19456",
+        "1",
+        "65536",
+    ]
+
+
+def test_argon2_defaults_are_argon2_cffi_defaults():
+    from argon2 import PasswordHasher
+
+    default = PasswordHasher()
+    assert (
+        ProductionConfig.ARGON2_TIME_COST,
+        ProductionConfig.ARGON2_MEMORY_COST,
+        ProductionConfig.ARGON2_PARALLELISM,
+    ) == (default.time_cost, default.memory_cost, default.parallelism)
+
+
+def test_bad_integer_setting_is_a_config_error():
+    result = run_python("import config", ACCESS_TOKEN_TTL_SECONDS="a day")
+    assert result.returncode != 0
+    assert "ACCESS_TOKEN_TTL_SECONDS must be an integer" in result.stderr
+
+
+def test_unknown_app_env():
+    result = run_python("import wsgi", APP_ENV="staging", SECRET_KEY=STRONG_KEY)
+    assert result.returncode == 1
+    assert "APP_ENV must be one of" in result.stderr
