@@ -5,6 +5,7 @@ Every HTTP test runs twice, once per database. Postgres comes from TEST_DATABASE
 run, elsewhere its absence skips those tests with the reason.
 """
 
+import contextlib
 import os
 import secrets
 
@@ -70,19 +71,27 @@ def postgres_server():
     return postgres_server_url()
 
 
-@pytest.fixture(scope="session")
-def postgres_database(postgres_server):
-    """A migrated schema of its own on the Postgres server, dropped at the end."""
+@contextlib.contextmanager
+def postgres_schema(server_url):
+    """A schema of its own on the Postgres server (dropped afterwards); yields its URL."""
     schema = f"lumyri_test_{secrets.token_hex(4)}"
-    engine = sa.create_engine(postgres_server)
+    engine = sa.create_engine(server_url)
     with engine.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = with_search_path(postgres_server, schema)
-    migrate_database(url)
-    yield url
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    try:
+        yield with_search_path(server_url, schema)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server):
+    """A migrated schema of its own on the Postgres server, for the whole session."""
+    with postgres_schema(postgres_server) as url:
+        migrate_database(url)
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,0 +1,259 @@
+"""End to end: migrations through the CLI, gunicorn from wsgi.py, requests over a socket."""
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.conftest import postgres_schema
+from tests.helpers import PASSWORD, SIGNUP_PATHS, expected_user, fresh_email, signup_body
+
+pytestmark = pytest.mark.e2e
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET_KEY = "e2e-secret-key-that-is-long-enough-0123456789"
+
+
+def free_port():
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(database_url, port, **extra):
+    """The environment an operator would give the service."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    env.update(
+        APP_ENV="production",
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET_KEY,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+        # The OWASP profile keeps the bursts quick; the defaults are tested elsewhere.
+        ARGON2_TIME_COST="2",
+        ARGON2_MEMORY_COST="19456",
+        ARGON2_PARALLELISM="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Server:
+    """A gunicorn server on loopback, and a few ways to talk to it."""
+
+    def __init__(self, port):
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def request(self, method, path, body=None, headers=None):
+        """Send one request on a new connection; return (status, headers, parsed JSON)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            raw = response.read()
+            return response.status, response.headers, json.loads(raw) if raw else None
+        finally:
+            connection.close()
+
+    def post_json(self, path, payload):
+        """POST a JSON body."""
+        return self.request(
+            "POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+        )
+
+
+def wait_until_ready(process, server, seconds=30):
+    """Poll /readyz until the server answers 200 (or fail with its output)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited: {process.stderr.read()}")
+        try:
+            if server.request("GET", "/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("gunicorn did not become ready in time")
+
+
+def new_database(request, tmp_path_factory):
+    """A new, empty database for one server: a SQLite file or a Postgres schema."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("e2e") / "lumyri.db"
+        return contextlib.nullcontext(f"sqlite:///{path}")
+    return postgres_schema(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(request, tmp_path_factory):
+    """Migrate a fresh database with `flask db upgrade`, then serve it with gunicorn."""
+    with new_database(request, tmp_path_factory) as database_url:
+        port = free_port()
+        env = server_env(database_url, port)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        server = Server(port)
+        try:
+            wait_until_ready(process, server)
+            yield server
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            process.stderr.close()
+
+
+@pytest.mark.parametrize("kind", ["admin", "customer"])
+def test_curl_script_gets_the_contract_body(server, kind):
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "examples", f"{kind}-signup.sh")],
+        env={**os.environ, "BASE_URL": server.base_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    payload = json.loads(result.stdout)
+    user = payload["data"]["user"]
+    assert payload["error"] is None and payload["data"]["access_token"].count(".") == 2
+    first = "Admin" if kind == "admin" else "Customer"
+    assert user == expected_user(
+        kind, user["id"], user["company"]["id"], first, "Test", user["email"]
+    )
+    assert user["email"].startswith(f"{kind}+") and user["email"].endswith("@example.org")
+
+
+def test_same_email_burst_gives_one_201_and_the_rest_409(server):
+    email = fresh_email("burst")
+    bodies = [signup_body(email=email.upper() if i % 2 else email) for i in range(20)]
+    kinds = ["admin", "customer"]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(
+            pool.map(lambda i: server.post_json(SIGNUP_PATHS[kinds[i % 2]], bodies[i]), range(20))
+        )
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [201] + [409] * 19
+    codes = {body["error"]["code"] for status, _, body in results if status == 409}
+    assert codes == {"EMAIL_TAKEN"}
+
+
+def test_distinct_email_burst_all_created(server):
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(
+            pool.map(
+                lambda _: server.post_json(
+                    SIGNUP_PATHS["customer"], signup_body(email=fresh_email("many"))
+                ),
+                range(48),
+            )
+        )
+    assert [status for status, _, _ in results] == [201] * 48
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "code"),
+    [
+        (
+            "POST",
+            SIGNUP_PATHS["admin"],
+            b"{oops",
+            {"Content-Type": "application/json"},
+            400,
+            "INVALID_JSON",
+        ),
+        (
+            "POST",
+            SIGNUP_PATHS["admin"],
+            b"[" * 5000 + b"]" * 5000,
+            {"Content-Type": "application/json"},
+            400,
+            "INVALID_JSON",
+        ),
+        (
+            "POST",
+            SIGNUP_PATHS["admin"],
+            b"x" * 70000,
+            {"Content-Type": "application/json"},
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            "POST",
+            SIGNUP_PATHS["customer"],
+            b"first_name=a",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        ("GET", SIGNUP_PATHS["customer"], None, {}, 405, "METHOD_NOT_ALLOWED"),
+        (
+            "POST",
+            "/api/v1/auth/nobody",
+            b"{}",
+            {"Content-Type": "application/json"},
+            404,
+            "NOT_FOUND",
+        ),
+    ],
+)
+def test_hostile_requests_get_contract_errors(server, method, path, body, headers, status, code):
+    got_status, got_headers, payload = server.request(method, path, body, headers)
+    assert (got_status, payload["error"]["code"]) == (status, code)
+    assert got_headers["Content-Type"] == "application/json"
+    assert server.request("GET", "/healthz")[0] == 200
+
+
+def test_token_from_the_server_is_a_signed_hs256_jwt(server):
+    status, headers, payload = server.post_json(
+        SIGNUP_PATHS["admin"], signup_body(password=PASSWORD)
+    )
+    assert status == 201 and headers["Cache-Control"] == "no-store"
+    header = json.loads(_b64decode(payload["data"]["access_token"].split(".")[0]))
+    assert header == {"alg": "HS256", "typ": "JWT"}
+
+
+def _b64decode(segment):
+    """Decode an unpadded base64url segment."""
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_gunicorn_refuses_to_start_without_secret_key(tmp_path):
+    env = server_env(f"sqlite:///{tmp_path / 'x.db'}", free_port())
+    del env["SECRET_KEY"]
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "lumyri-accounts: refusing to start: SECRET_KEY is not set" in result.stderr
