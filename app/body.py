@@ -7,7 +7,8 @@ by default, so each is switched off here.
 
 import json
 
-from flask import request
+from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import InvalidJSON, UnsupportedMediaType
 
@@ -68,7 +69,22 @@ def require_json_content_type():
         raise UnsupportedMediaType("The body must be UTF-8 encoded application/json.")
 
 
+def read_body():
+    """The raw body; 413 when it is over MAX_CONTENT_LENGTH, however it was sent.
+
+    Werkzeug refuses an over-long Content-Length, but silently cuts a chunked body at the
+    limit; so a chunked body is read to one byte past the limit here to tell the two apart.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        data = request.environ["wsgi.input"].read(limit + 1)
+        if len(data) > limit:
+            raise RequestEntityTooLarge()
+        return data
+    return request.get_data(cache=False)
+
+
 def read_json_object():
     """Check the content type, read the body (413 past the limit) and parse it strictly."""
     require_json_content_type()
-    return parse_json_object(request.get_data(cache=False))
+    return parse_json_object(read_body())

@@ -230,6 +230,35 @@ def test_hostile_requests_get_contract_errors(server, method, path, body, header
     assert server.request("GET", "/healthz")[0] == 200
 
 
+def chunked_post(server, path, body):
+    """POST a body with Transfer-Encoding: chunked (no Content-Length)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        chunks = (body[i : i + 4096] for i in range(0, len(body), 4096))
+        connection.request(
+            "POST",
+            path,
+            body=chunks,
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_chunked_body_over_the_limit_is_413(server):
+    status, payload = chunked_post(server, SIGNUP_PATHS["admin"], b" " * 70000 + b"{}")
+    assert (status, payload["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_chunked_body_within_the_limit_is_read_whole(server):
+    body = json.dumps(signup_body()).encode()
+    status, payload = chunked_post(server, SIGNUP_PATHS["customer"], b" " * 60000 + body)
+    assert status == 201, payload
+
+
 def test_token_from_the_server_is_a_signed_hs256_jwt(server):
     status, headers, payload = server.post_json(
         SIGNUP_PATHS["admin"], signup_body(password=PASSWORD)

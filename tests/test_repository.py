@@ -1,0 +1,100 @@
+"""The repository: account writes are all-or-nothing and duplicates become EmailTaken."""
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from app import passwords, repository
+from app.errors import EmailTaken
+from app.extensions import db
+from app.models import Company, SigningCredential, User
+from tests.helpers import PASSWORD, fresh_email, signup_body
+
+
+def fields(**overrides):
+    """Loaded sign-up fields (what the schema hands the view), without the password."""
+    body = signup_body(**overrides)
+    del body["password"]
+    return body
+
+
+def counts():
+    """Rows in the account tables."""
+    return tuple(
+        db.session.scalar(sa.select(sa.func.count()).select_from(model))
+        for model in (User, Company, SigningCredential)
+    )
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for calling the repository directly."""
+    with app.app_context():
+        yield
+
+
+def test_admin_account_has_company_role_and_credential(ctx):
+    user, credential = repository.create_admin_account(fields(), "$argon2id$hash")
+    assert user.company is not None and user.company_id == user.company.id
+    assert (user.role.name, user.state) == ("Admin", "CARD_NOT_FOUND")
+    assert credential.user_id == user.id
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", credential.key)
+    assert counts() == (1, 1, 1)
+
+
+def test_customer_account_has_no_company(ctx):
+    user, _ = repository.create_customer_account(fields(), "$argon2id$hash")
+    assert user.company is None and user.company_id is None
+    assert (user.role.name, user.state) == ("Customer", "ACTIVED")
+    assert counts() == (1, 0, 1)
+
+
+def test_lookups(ctx):
+    email = fresh_email()
+    user, credential = repository.create_customer_account(fields(email=email), "$argon2id$hash")
+    assert repository.email_exists(email)
+    assert not repository.email_exists("nobody@example.org")
+    assert repository.find_user_by_email(email).id == user.id
+    assert repository.get_user(user.id).email == email
+    assert repository.find_credential(credential.key).user.id == user.id
+    assert repository.find_credential("x" * 32) is None
+
+
+def test_email_exists_leaves_no_transaction_open(ctx):
+    repository.email_exists("someone@example.org")
+    assert not db.session().in_transaction()
+
+
+def test_duplicate_is_settled_by_the_unique_index(ctx, monkeypatch):
+    email = fresh_email()
+    repository.create_admin_account(fields(email=email), "$argon2id$hash")
+    with pytest.raises(EmailTaken):
+        repository.create_admin_account(fields(email=email), "$argon2id$hash")
+    assert counts() == (1, 1, 1)
+
+
+def test_credential_keys_are_unique(ctx):
+    keys = {repository.new_credential_key() for _ in range(1000)}
+    assert len(keys) == 1000
+
+
+def test_failure_after_the_user_insert_rolls_everything_back(ctx, monkeypatch):
+    _, credential = repository.create_admin_account(fields(), "$argon2id$hash")
+    monkeypatch.setattr(repository, "new_credential_key", lambda: credential.key)
+    with pytest.raises(sa.exc.IntegrityError):
+        repository.create_admin_account(fields(), "$argon2id$hash")
+    assert counts() == (1, 1, 1)
+
+
+def test_no_transaction_is_open_while_the_password_is_hashed(app, api, monkeypatch):
+    real_hash = passwords.hash_password
+    seen = []
+
+    def checking_hash(password):
+        seen.append(db.session().in_transaction())
+        return real_hash(password)
+
+    monkeypatch.setattr(passwords, "hash_password", checking_hash)
+    assert api.signup("admin", signup_body(password=PASSWORD)).status_code == 201
+    assert seen == [False]
