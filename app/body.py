@@ -8,9 +8,10 @@ by default, so each is switched off here.
 import json
 
 from flask import current_app, request
+from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import InvalidJSON, UnsupportedMediaType
+from app.errors import InvalidJSON, UnsupportedMediaType, ValidationFailed
 
 MAX_DEPTH = 32
 JSON_MIMETYPE = "application/json"
@@ -88,3 +89,12 @@ def read_json_object():
     """Check the content type, read the body (413 past the limit) and parse it strictly."""
     require_json_content_type()
     return parse_json_object(read_body())
+
+
+def load_json(schema):
+    """Read the body and load it with a schema; every broken rule of every field is
+    reported at once (400 VALIDATION_ERROR)."""
+    try:
+        return schema.load(read_json_object())
+    except ValidationError as error:
+        raise ValidationFailed(fields=error.messages) from None

@@ -67,6 +67,14 @@ class EmailTaken(APIError):
     message = "An account with this e-mail address already exists."
 
 
+class InvalidCredentials(APIError):
+    """Log-in with an unknown e-mail or a wrong password: one answer for both."""
+
+    status = 401
+    code = "INVALID_CREDENTIALS"
+    message = "The e-mail address or the password is wrong."
+
+
 class InvalidToken(APIError):
     """A missing, malformed, expired, revoked or forged access token."""
 

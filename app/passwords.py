@@ -1,5 +1,6 @@
 """Password hashing with argon2id (argon2-cffi); the only module that touches password bytes."""
 
+import secrets
 import unicodedata
 
 from argon2 import PasswordHasher
@@ -7,6 +8,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
 EXTENSION_KEY = "lumyri_password_hasher"
+DUMMY_HASH_KEY = "lumyri_dummy_password_hash"
 
 
 def init_app(app):
@@ -44,3 +46,13 @@ def verify_password(password_hash, password):
 def needs_rehash(password_hash):
     """Return True when the hash was made with other parameters than today's."""
     return _hasher().check_needs_rehash(password_hash)
+
+
+def verify_against_dummy(password):
+    """Spend the time of a real verification when no account matches, so a failed log-in
+    takes as long for an unknown e-mail as for a wrong password. Always False."""
+    extensions = current_app.extensions
+    if DUMMY_HASH_KEY not in extensions:
+        extensions[DUMMY_HASH_KEY] = _hasher().hash(secrets.token_urlsafe(24))
+    verify_password(extensions[DUMMY_HASH_KEY], password)
+    return False

@@ -31,14 +31,16 @@ def new_credential_key():
     return "".join(secrets.choice(CREDENTIAL_KEY_ALPHABET) for _ in range(CREDENTIAL_KEY_LENGTH))
 
 
-def email_exists(email):
-    """True when an account uses this (already normalised) e-mail.
+def _end_read_transaction():
+    """Close the read transaction so no connection sits idle in a transaction while the
+    caller spends ~100 ms on argon2; objects already loaded stay usable."""
+    db.session.commit()
 
-    Ends its read transaction at once, so no connection sits idle in a transaction
-    while the caller spends ~100 ms hashing a password.
-    """
+
+def email_exists(email):
+    """True when an account uses this (already normalised) e-mail."""
     found = db.session.scalar(sa.select(User.id).where(User.email == email)) is not None
-    db.session.rollback()
+    _end_read_transaction()
     return found
 
 
@@ -95,8 +97,43 @@ def get_user(user_id):
 
 
 def find_user_by_email(email):
-    """Return the user with this normalised e-mail, or None."""
-    return db.session.scalar(sa.select(User).where(User.email == email))
+    """Return the user with this normalised e-mail (role and company loaded), or None."""
+    user = db.session.scalar(sa.select(User).where(User.email == email))
+    _end_read_transaction()
+    return user
+
+
+def set_password_hash(user, password_hash):
+    """Store a new hash for the user (after a re-hash with today's parameters)."""
+    user.password_hash = password_hash
+    db.session.commit()
+
+
+def current_credential(user):
+    """The user's newest signing credential, created if the user has none."""
+    credential = db.session.scalar(
+        sa.select(SigningCredential)
+        .where(SigningCredential.user_id == user.id)
+        .order_by(SigningCredential.created_at.desc())
+        .limit(1)
+    )
+    if credential is None:
+        credential = SigningCredential(key=new_credential_key(), user=user)
+        db.session.add(credential)
+    db.session.commit()
+    return credential
+
+
+def rotate_credential(user):
+    """Delete every signing credential of the user and create a new one, in one transaction.
+
+    Every token signed before is refused from then on; the new key signs the next login.
+    """
+    db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user.id))
+    credential = SigningCredential(key=new_credential_key(), user=user)
+    db.session.add(credential)
+    db.session.commit()
+    return credential
 
 
 def ping():

@@ -2,7 +2,7 @@
 
 from flask import jsonify
 
-from app.schemas import AUTH_RESULT_SCHEMA
+from app.schemas import AUTH_RESULT_SCHEMA, USER_SCHEMA
 from app.tokens import issue_access_token
 
 
@@ -16,7 +16,23 @@ def success(data, status=200):
 def auth_response(user, credential, status=200):
     """The token response: a fresh access token and the full user; never cached."""
     token = issue_access_token(user, credential)
-    response = success(AUTH_RESULT_SCHEMA.dump({"access_token": token, "user": user}), status)
+    return not_cached(
+        success(AUTH_RESULT_SCHEMA.dump({"access_token": token, "user": user}), status)
+    )
+
+
+def not_cached(response):
+    """Mark a response that holds a token or account data as never to be stored."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
+
+
+def user_response(user):
+    """`{"user": {...}}`, as /me answers."""
+    return not_cached(success({"user": USER_SCHEMA.dump(user)}))
+
+
+def no_content():
+    """204 with an empty body."""
+    return "", 204

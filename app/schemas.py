@@ -57,6 +57,15 @@ def valid_email_syntax(value):
         raise ValidationError(f"Not a valid e-mail address: {error}") from None
 
 
+def normalised_email(address):
+    """The form an address is stored in: email-validator's normalised form (NFC local
+    part, IDNA-checked domain), lower-cased; an address it refuses is kept as given."""
+    try:
+        return validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return address
+
+
 def _requires(test, message):
     """Build a validator that raises `message` unless some character passes `test`."""
 
@@ -119,9 +128,41 @@ class SignupSchema(Schema):
 
     @post_load
     def normalise_email(self, data, **kwargs):
-        """Store the validator's normalised form (NFC, IDNA-checked domain), lower-cased."""
-        result = validate_email(data["email"], check_deliverability=False)
-        data["email"] = result.normalized.lower()
+        """Store the validator's normalised form, lower-cased."""
+        data["email"] = normalised_email(data["email"])
+        return data
+
+
+class LoginSchema(Schema):
+    """Log-in fields: no strength rules (the account has them already), only what keeps
+    a lookup and a hash safe: strings, bounded, storable text."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    email = LowercaseEmail(
+        required=True,
+        validate=[
+            validate.Length(min=1, error="Must not be empty."),
+            validate.Length(max=EMAIL_MAX, error=f"Must be at most {EMAIL_MAX} characters."),
+            no_control_characters,
+            valid_unicode,
+        ],
+    )
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=[
+            validate.Length(min=1, error="Must not be empty."),
+            validate.Length(max=PASSWORD_MAX, error=f"Must be at most {PASSWORD_MAX} characters."),
+            valid_unicode,
+        ],
+    )
+
+    @post_load
+    def normalise_email(self, data, **kwargs):
+        """Look the address up in the form sign-up stored it in."""
+        data["email"] = normalised_email(data["email"])
         return data
 
 
@@ -183,5 +224,6 @@ class AuthResultSchema(Schema):
 
 COMPANY_SCHEMA = CompanySchema()
 SIGNUP_SCHEMA = SignupSchema()
+LOGIN_SCHEMA = LoginSchema()
 USER_SCHEMA = UserSchema()
 AUTH_RESULT_SCHEMA = AuthResultSchema()

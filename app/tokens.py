@@ -5,12 +5,14 @@ server, never stored, so a copy of the database alone cannot forge a token, and
 deleting or rotating a credential revokes every token signed with it.
 """
 
+import functools
 import hashlib
 import hmac
+import re
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from flask import current_app
+from flask import current_app, g, request
 
 from app import repository
 from app.errors import InvalidToken
@@ -19,6 +21,8 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["company_id", "iss", "user_id", "iat", "exp"]
 DERIVATION_CONTEXT = b"lumyri-accounts/jwt-credential/v1:"
 LEEWAY_SECONDS = 10
+CREDENTIAL_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{32}")
+BEARER_PATTERN = re.compile(r"Bearer[ \t]+([^\s]+)[ \t]*", re.IGNORECASE)
 
 
 def credential_secret(key):
@@ -45,7 +49,8 @@ def _unverified_issuer(token):
     """Read `iss` before verifying, to know which credential's secret to check against."""
     claims = jwt.decode(token, options={"verify_signature": False})
     issuer = claims.get("iss")
-    if not isinstance(issuer, str) or not issuer:
+    # Only a well-formed key is looked up: nothing odd in a token reaches a query.
+    if not isinstance(issuer, str) or not CREDENTIAL_KEY_PATTERN.fullmatch(issuer):
         raise InvalidToken()
     return issuer
 
@@ -73,3 +78,23 @@ def verify_access_token(token):
     if claims["user_id"] != credential.user_id:
         raise InvalidToken()
     return credential.user
+
+
+def bearer_token():
+    """The token of an `Authorization: Bearer <token>` header; InvalidToken otherwise."""
+    match = BEARER_PATTERN.fullmatch(request.headers.get("Authorization", ""))
+    if match is None:
+        raise InvalidToken()
+    return match.group(1)
+
+
+def require_access_token(view):
+    """Decorator: refuse the request with 401 unless it carries a valid access token;
+    the token's user is then `g.current_user`."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        g.current_user = verify_access_token(bearer_token())
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -345,12 +345,12 @@ class TestServerErrors:
     """500 and 503: the envelope, no stack trace, no SQL, nothing half-written."""
 
     def test_bug_gives_500_without_details(self, app, api, monkeypatch, caplog):
-        from app import repository
+        from app import accounts
 
         def broken(*_args):
             raise RuntimeError("SELECT password_hash FROM users -- secret detail")
 
-        monkeypatch.setattr(repository, "create_admin_account", broken)
+        monkeypatch.setitem(accounts.CREATORS, "admin", broken)
         response = api.signup("admin")
         assert response.status_code == 500
         assert error_of(response)["code"] == "INTERNAL_ERROR"

@@ -1,40 +1,21 @@
-"""Sign-up endpoints: thin views over the schema, the password module and the repository."""
+"""Sign-up endpoints: thin views over the schema and the account use cases."""
 
-from marshmallow import ValidationError
-
-from app import passwords, repository
-from app.body import read_json_object
-from app.errors import EmailTaken, ValidationFailed
+from app import accounts
+from app.body import load_json
 from app.responses import auth_response
 from app.schemas import SIGNUP_SCHEMA
 from app.signup import bp
 
 
-def load_signup_fields():
-    """Read and validate the body; every broken rule of every field is reported at once."""
-    try:
-        return SIGNUP_SCHEMA.load(read_json_object())
-    except ValidationError as error:
-        raise ValidationFailed(fields=error.messages) from None
-
-
-def sign_up(create_account):
-    """Validate, refuse a known e-mail early, hash outside any transaction, then write."""
-    fields = load_signup_fields()
-    if repository.email_exists(fields["email"]):
-        raise EmailTaken()
-    password_hash = passwords.hash_password(fields.pop("password"))
-    user, credential = create_account(fields, password_hash)
-    return auth_response(user, credential, status=201)
-
-
 @bp.post("/admin/signup")
 def admin_signup():
     """Register an admin with a new company (used by the website)."""
-    return sign_up(repository.create_admin_account)
+    user, credential = accounts.sign_up("admin", load_json(SIGNUP_SCHEMA))
+    return auth_response(user, credential, status=201)
 
 
 @bp.post("/customer/signup")
 def customer_signup():
     """Register a customer, without a company (used by the mobile app)."""
-    return sign_up(repository.create_customer_account)
+    user, credential = accounts.sign_up("customer", load_json(SIGNUP_SCHEMA))
+    return auth_response(user, credential, status=201)
