@@ -31,6 +31,7 @@ def create_app(config=None):
     register_blueprints(app)
     register_error_handlers(app)
     register_response_headers(app)
+    register_commands(app)
     return app
 
 
@@ -149,3 +150,10 @@ def register_response_headers(app):
     def add_security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+
+def register_commands(app):
+    """Add the operator CLI (`flask accounts ...`)."""
+    from app.cli import accounts_cli
+
+    app.cli.add_command(accounts_cli)

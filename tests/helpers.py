@@ -7,6 +7,9 @@ SIGNUP_PATHS = {
     "admin": "/api/v1/auth/admin/signup",
     "customer": "/api/v1/auth/customer/signup",
 }
+LOGIN_PATH = "/api/v1/auth/login"
+ME_PATH = "/api/v1/auth/me"
+LOGOUT_PATH = "/api/v1/auth/logout"
 PASSWORD = "Password@123"
 _emails = itertools.count(1)
 
@@ -37,6 +40,19 @@ class Api:
     def signup(self, kind, body=None, **kwargs):
         """POST a sign-up body (JSON) to the admin or customer endpoint."""
         return self.client.post(SIGNUP_PATHS[kind], json=body or signup_body(), **kwargs)
+
+    def login(self, email, password=PASSWORD, **kwargs):
+        """POST e-mail and password to the log-in endpoint."""
+        return self.client.post(LOGIN_PATH, json={"email": email, "password": password}, **kwargs)
+
+    def me(self, token=None, authorization=None):
+        """GET /me with a bearer token (or a raw Authorization header)."""
+        header = authorization if authorization is not None else f"Bearer {token}"
+        return self.client.get(ME_PATH, headers={"Authorization": header})
+
+    def logout(self, token):
+        """POST /logout with a bearer token."""
+        return self.client.post(LOGOUT_PATH, headers={"Authorization": f"Bearer {token}"})
 
     def post_raw(self, kind, data, content_type="application/json"):
         """POST raw bytes with the given content type."""

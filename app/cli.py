@@ -1,0 +1,59 @@
+"""Operator commands: `flask accounts create-admin | revoke-tokens EMAIL | show EMAIL`."""
+
+import json
+
+import click
+from flask.cli import AppGroup
+from marshmallow import ValidationError
+
+from app import accounts, repository
+from app.errors import EmailTaken
+from app.schemas import SIGNUP_SCHEMA, USER_SCHEMA, normalised_email
+
+accounts_cli = AppGroup("accounts", help="Manage Lumyri accounts.")
+
+
+def find_user_or_exit(email):
+    """The account with this e-mail (any case), or exit 1 with a message."""
+    user = repository.find_user_by_email(normalised_email(email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no account with the e-mail {email.strip()!r}")
+    return user
+
+
+@accounts_cli.command("create-admin")
+@click.option("--first-name", prompt="First name")
+@click.option("--last-name", prompt="Last name")
+@click.option("--email", prompt="E-mail")
+@click.password_option("--password", prompt="Password", confirmation_prompt=True)
+def create_admin(first_name, last_name, email, password):
+    """Create an admin account (and its company), with the sign-up endpoint's rules."""
+    body = {"first_name": first_name, "last_name": last_name, "email": email, "password": password}
+    try:
+        fields = SIGNUP_SCHEMA.load(body)
+    except ValidationError as error:
+        for field, messages in error.messages.items():
+            for message in messages:
+                click.echo(f"{field}: {message}", err=True)
+        raise click.ClickException("the account was not created") from None
+    try:
+        user, _ = accounts.sign_up("admin", fields)
+    except EmailTaken:
+        raise click.ClickException("an account with this e-mail address already exists") from None
+    click.echo(f"Created admin {user.email} (user {user.id}, company {user.company_id}).")
+
+
+@accounts_cli.command("revoke-tokens")
+@click.argument("email")
+def revoke_tokens(email):
+    """Revoke every access token of an account (its signing credential is rotated)."""
+    user = find_user_or_exit(email)
+    accounts.revoke_tokens(user)
+    click.echo(f"Revoked every access token of {user.email}.")
+
+
+@accounts_cli.command("show")
+@click.argument("email")
+def show(email):
+    """Print an account's user object (never its password hash)."""
+    click.echo(json.dumps(USER_SCHEMA.dump(find_user_or_exit(email)), indent=2))
