@@ -150,6 +150,36 @@ def test_curl_script_gets_the_contract_body(server, kind):
     assert user["email"].startswith(f"{kind}+") and user["email"].endswith("@example.org")
 
 
+def run_example(server, script, *args, **env):
+    """Run one of the examples/ scripts against the server; return its output."""
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "examples", script), *args],
+        env={**os.environ, "BASE_URL": server.base_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_curl_walk_through_login_me_logout(server):
+    email = fresh_email("walk")
+    signed_up = json.loads(run_example(server, "customer-signup.sh", EMAIL=email))["data"]
+    logged_in = json.loads(run_example(server, "login.sh", EMAIL=email.upper()))
+    assert logged_in["data"]["user"] == signed_up["user"]
+    token = logged_in["data"]["access_token"]
+    assert json.loads(run_example(server, "me.sh", token)) == {
+        "error": None,
+        "data": {"user": signed_up["user"]},
+    }
+    assert run_example(server, "logout.sh", token).strip() == "204"
+    refused = json.loads(run_example(server, "me.sh", token))
+    assert refused["error"]["code"] == "INVALID_TOKEN"
+    again = json.loads(run_example(server, "login.sh", EMAIL=email))["data"]["access_token"]
+    assert json.loads(run_example(server, "me.sh", again))["data"]["user"]["email"] == email
+
+
 def test_same_email_burst_gives_one_201_and_the_rest_409(server):
     email = fresh_email("burst")
     bodies = [signup_body(email=email.upper() if i % 2 else email) for i in range(20)]
