@@ -12,12 +12,16 @@ DUMMY_HASH_KEY = "lumyri_dummy_password_hash"
 
 
 def init_app(app):
-    """Build the app's argon2id hasher from its ARGON2_* settings."""
-    app.extensions[EXTENSION_KEY] = PasswordHasher(
+    """Build the app's argon2id hasher from its ARGON2_* settings, and the dummy hash
+    that failed log-ins for unknown e-mails are checked against (made once, at start-up,
+    so the first such log-in is not slower than the rest)."""
+    hasher = PasswordHasher(
         time_cost=app.config["ARGON2_TIME_COST"],
         memory_cost=app.config["ARGON2_MEMORY_COST"],
         parallelism=app.config["ARGON2_PARALLELISM"],
     )
+    app.extensions[EXTENSION_KEY] = hasher
+    app.extensions[DUMMY_HASH_KEY] = hasher.hash(secrets.token_urlsafe(24))
 
 
 def _hasher():
@@ -51,8 +55,5 @@ def needs_rehash(password_hash):
 def verify_against_dummy(password):
     """Spend the time of a real verification when no account matches, so a failed log-in
     takes as long for an unknown e-mail as for a wrong password. Always False."""
-    extensions = current_app.extensions
-    if DUMMY_HASH_KEY not in extensions:
-        extensions[DUMMY_HASH_KEY] = _hasher().hash(secrets.token_urlsafe(24))
-    verify_password(extensions[DUMMY_HASH_KEY], password)
+    verify_password(current_app.extensions[DUMMY_HASH_KEY], password)
     return False
