@@ -23,5 +23,6 @@ setup(
         "psycopg[binary]>=3.1",
         "gunicorn>=22",
         "python-dotenv>=1.0",
+        "apispec>=6.0",
     ],
 )

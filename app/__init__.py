@@ -135,12 +135,14 @@ def register_extensions(app):
 def register_blueprints(app):
     """Mount the HTTP endpoints."""
     from app.health import bp as health_bp
+    from app.openapi import bp as openapi_bp
     from app.sessions import bp as sessions_bp
     from app.signup import bp as signup_bp
 
     app.register_blueprint(signup_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(openapi_bp)
 
 
 def register_response_headers(app):

@@ -166,63 +166,153 @@ class LoginSchema(Schema):
         return data
 
 
+def out(field_class, **kwargs):
+    """A response field: always present in the output, so listed as required in OpenAPI."""
+    return field_class(required=True, **kwargs)
+
+
 class CompanySchema(Schema):
     """The company object; a customer gets the same keys, all empty."""
 
-    id = fields.String()
-    name = fields.String()
-    phone = fields.String()
-    address = fields.String()
-    describe = fields.String()
-    email = fields.String()
-
-
-class RoleSchema(Schema):
-    """A role with its permission tree, as stored."""
-
-    name = fields.String()
-    description = fields.String()
-    category = fields.String()
-    permission = fields.Raw()
+    id = out(fields.String)
+    name = out(fields.String)
+    phone = out(fields.String)
+    address = out(fields.String)
+    describe = out(fields.String)
+    email = out(fields.String)
 
 
 EMPTY_COMPANY = {key: "" for key in CompanySchema().fields}
 
 
+class CompanyOrEmpty(fields.Nested):
+    """An admin's company, or, for a customer (no company), the same keys all empty."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return dict(EMPTY_COMPANY)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class GrantSchema(Schema):
+    """One permission: may the role do everything, may it view."""
+
+    all = out(fields.Boolean)
+    view = out(fields.Boolean)
+
+
+class PlatformPermissionSchema(Schema):
+    """Permissions on the platform."""
+
+    applications = out(fields.Nested, nested=GrantSchema)
+    admins = out(fields.Nested, nested=GrantSchema)
+    roles = out(fields.Nested, nested=GrantSchema)
+    billing = out(fields.Nested, nested=GrantSchema)
+
+
+class ApplicationPermissionSchema(Schema):
+    """Permissions inside an application (`applications` is always null)."""
+
+    applications = out(fields.Raw, allow_none=True, metadata={"type": "object"})
+    tickets = out(fields.Nested, nested=GrantSchema)
+    agents = out(fields.Nested, nested=GrantSchema)
+    customers = out(fields.Nested, nested=GrantSchema)
+    live_map = out(fields.Nested, nested=GrantSchema)
+    labels = out(fields.Nested, nested=GrantSchema)
+    settings = out(fields.Nested, nested=GrantSchema)
+
+
+class PermissionSchema(Schema):
+    """A role's permission tree."""
+
+    platform = out(fields.Nested, nested=PlatformPermissionSchema)
+    application = out(fields.Nested, nested=ApplicationPermissionSchema)
+
+
+class RoleSchema(Schema):
+    """A role with its permission tree, as stored."""
+
+    name = out(fields.String)
+    description = out(fields.String)
+    category = out(fields.String)
+    permission = out(fields.Nested, nested=PermissionSchema)
+
+
 class UserSchema(Schema):
     """The full user object of the contract: exactly these keys, never a password or hash."""
 
-    id = fields.String()
-    first_name = fields.String()
-    last_name = fields.String()
-    phone = fields.String()
-    email = fields.String()
-    country = fields.String()
-    city = fields.String()
-    avatar = fields.String()
-    company = fields.Method("dump_company")
-    role = fields.Nested(RoleSchema)
-    address = fields.String(allow_none=True)
-    state = fields.String()
-    language = fields.String()
-    timezone = fields.String()
-    default_app = fields.String()
-
-    def dump_company(self, user):
-        """An admin's company, or the all-empty company of a customer."""
-        if user.company is None:
-            return dict(EMPTY_COMPANY)
-        return COMPANY_SCHEMA.dump(user.company)
+    id = out(fields.String, metadata={"format": "uuid"})
+    first_name = out(fields.String)
+    last_name = out(fields.String)
+    phone = out(fields.String)
+    email = out(fields.String)
+    country = out(fields.String)
+    city = out(fields.String)
+    avatar = out(fields.String)
+    company = out(CompanyOrEmpty, nested=CompanySchema)
+    role = out(fields.Nested, nested=RoleSchema)
+    address = out(fields.String, allow_none=True)
+    state = out(fields.String, metadata={"enum": ["CARD_NOT_FOUND", "ACTIVED"]})
+    language = out(fields.String)
+    timezone = out(fields.String)
+    default_app = out(fields.String)
 
 
 class AuthResultSchema(Schema):
-    """The `data` of a sign-up (and, later, login) response."""
+    """The `data` of a sign-up or log-in response."""
 
-    access_token = fields.String()
-    user = fields.Nested(UserSchema)
+    access_token = out(fields.String, metadata={"description": "HS256 JWT"})
+    user = out(fields.Nested, nested=UserSchema)
 
 
-COMPANY_SCHEMA = CompanySchema()
+class UserResultSchema(Schema):
+    """The `data` of a /me response."""
+
+    user = out(fields.Nested, nested=UserSchema)
+
+
+class StatusSchema(Schema):
+    """The `data` of /healthz and /readyz."""
+
+    status = out(fields.String, metadata={"enum": ["ok", "ready"]})
+
+
+def null_field():
+    """A key that is present and always null."""
+    return out(fields.Raw, allow_none=True, metadata={"type": "object", "enum": [None]})
+
+
+def envelope(data_schema, name):
+    """`{"error": null, "data": <data_schema>}`, as every success answers."""
+    return Schema.from_dict(
+        {"error": null_field(), "data": out(fields.Nested, nested=data_schema)}, name=name
+    )
+
+
+class ErrorSchema(Schema):
+    """The `error` object of the envelope."""
+
+    code = out(fields.String)
+    message = out(fields.String)
+    fields_ = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        data_key="fields",
+        metadata={"description": "VALIDATION_ERROR only: every broken rule of every field"},
+    )
+
+
+class ErrorEnvelopeSchema(Schema):
+    """`{"error": {...}, "data": null}`, as every error answers."""
+
+    error = out(fields.Nested, nested=ErrorSchema)
+    data = null_field()
+
+
+AuthEnvelopeSchema = envelope(AuthResultSchema, "AuthEnvelope")
+UserEnvelopeSchema = envelope(UserResultSchema, "UserEnvelope")
+StatusEnvelopeSchema = envelope(StatusSchema, "StatusEnvelope")
+
 SIGNUP_SCHEMA = SignupSchema()
 LOGIN_SCHEMA = LoginSchema()
 USER_SCHEMA = UserSchema()

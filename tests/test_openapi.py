@@ -1,0 +1,109 @@
+"""The OpenAPI document: valid, complete, and honoured under fuzzing (schemathesis)."""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from openapi_spec_validator import validate
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+FUZZ_EXAMPLES = 60
+FUZZ_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+
+
+@pytest.fixture
+def document(client):
+    """The served document."""
+    response = client.get(OPENAPI_PATH)
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_document_is_valid_openapi_3(document):
+    assert document["openapi"].startswith("3.")
+    validate(document)
+
+
+def test_every_route_is_documented(app, document):
+    routes = {
+        (rule.rule, method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert routes == documented
+
+
+def test_request_bodies_come_from_the_schemas(document):
+    signup = document["components"]["schemas"]["SignupRequest"]
+    assert signup["required"] == ["email", "first_name", "last_name", "password"]
+    assert signup["properties"]["password"]["minLength"] == 9
+    assert signup["properties"]["password"]["maxLength"] == 128
+    assert signup["properties"]["first_name"]["maxLength"] == 100
+    assert "password" not in document["components"]["schemas"]["User"]["properties"]
+
+
+def test_bearer_auth_is_described(document):
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert document["paths"]["/api/v1/auth/me"]["get"]["security"] == [{"bearerAuth": []}]
+
+
+def test_every_status_uses_the_envelope(document):
+    for item in document["paths"].values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
+
+
+def fuzz_targets():
+    """(path, method, mode) for every documented operation: valid requests for all, and
+    schema-breaking ones for those that take a body (the others have nothing to break)."""
+    from app.openapi import operations
+
+    return [
+        pytest.param(path, method.upper(), mode, id=f"{method.upper()} {path} {mode.value}")
+        for path, item in operations().items()
+        for method, operation in item.items()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        if mode is GenerationMode.POSITIVE or "requestBody" in operation
+    ]
+
+
+@pytest.mark.parametrize(("path", "method", "mode"), fuzz_targets())
+def test_fuzz(app, path, method, mode):
+    """Schemathesis calls the app in-process with generated requests (fixed seed, bounded
+    examples): no 5xx, no undocumented status, every response matches its schema."""
+    operation = schemathesis.openapi.from_wsgi(OPENAPI_PATH, app)[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case):
+        case.call_and_validate(checks=FUZZ_CHECKS)
+
+    check()
