@@ -2,20 +2,17 @@
 
 import logging
 import os
-import secrets
 
-import sqlalchemy as sa
 from flask import Flask
 
 from app import passwords
+from app.database import configure_database, install_connection_hooks
 from app.errors import register_error_handlers
 from app.extensions import db, migrate
-from config import CONFIGS, MIN_SECRET_KEY_BYTES, ConfigError, config_from_env
-
-log = logging.getLogger(__name__)
+from app.secret_key import configure_secret_key
+from config import CONFIGS, config_from_env
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
-SECRET_KEY_FILE = "secret_key"
 
 
 def create_app(config=None):
@@ -47,6 +44,8 @@ def load_config(app, config):
     else:
         app.config.from_object(config)
     app.json.sort_keys = False  # keep the contract's key order
+    # "//" in a path is a 404 like any unknown path, not a redirect to an HTML page.
+    app.url_map.merge_slashes = False
 
 
 def configure_logging(app):
@@ -59,77 +58,12 @@ def configure_logging(app):
         )
 
 
-def configure_secret_key(app):
-    """Require a strong SECRET_KEY; development may generate one in the instance folder."""
-    key = app.config.get("SECRET_KEY")
-    if not key and app.config["GENERATE_SECRET_KEY"]:
-        key = app.config["SECRET_KEY"] = load_or_create_instance_secret(app.instance_path)
-        log.warning("SECRET_KEY is not set: using the generated key kept in the instance folder")
-    if not key:
-        raise ConfigError("SECRET_KEY is not set; set it to a random string of 32+ bytes")
-    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
-        raise ConfigError(
-            f"SECRET_KEY is too short ({len(key.encode())} bytes); use at least "
-            f"{MIN_SECRET_KEY_BYTES} random bytes, e.g. python -c "
-            "'import secrets; print(secrets.token_urlsafe(48))'"
-        )
-
-
-def load_or_create_instance_secret(instance_path):
-    """Read the instance folder's secret key, creating it atomically the first time."""
-    os.makedirs(instance_path, exist_ok=True)
-    path = os.path.join(instance_path, SECRET_KEY_FILE)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path, encoding="ascii") as existing:
-            return existing.read().strip()
-    with os.fdopen(fd, "w", encoding="ascii") as created:
-        key = secrets.token_urlsafe(48)
-        created.write(key)
-    return key
-
-
-def configure_database(app):
-    """Default to SQLite in the instance folder; set per-driver connection options."""
-    uri = app.config.get("SQLALCHEMY_DATABASE_URI")
-    if not uri:
-        os.makedirs(app.instance_path, exist_ok=True)
-        uri = "sqlite:///" + os.path.join(app.instance_path, "lumyri.db")
-        app.config["SQLALCHEMY_DATABASE_URI"] = uri
-    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    connect_args = dict(options.get("connect_args") or {})
-    if uri.startswith("sqlite"):
-        connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
-        connect_args.setdefault("check_same_thread", False)
-    elif uri.startswith("postgresql"):
-        connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT_SECONDS"])
-    options["connect_args"] = connect_args
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
-
-
-def set_sqlite_pragmas(busy_timeout_ms):
-    """Build a connect hook: WAL, a busy timeout and foreign keys on every SQLite connection."""
-
-    def on_connect(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    return on_connect
-
-
 def register_extensions(app):
     """Bind SQLAlchemy, Flask-Migrate and the password hasher to the app."""
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    install_connection_hooks(app)
     passwords.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        with app.app_context():
-            hook = set_sqlite_pragmas(app.config["SQLITE_BUSY_TIMEOUT_MS"])
-            sa.event.listen(db.engine, "connect", hook)
 
 
 def register_blueprints(app):

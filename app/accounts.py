@@ -23,7 +23,10 @@ def sign_up(kind, fields):
         raise EmailTaken()
     account_fields = {key: value for key, value in fields.items() if key != "password"}
     password_hash = passwords.hash_password(fields["password"])
-    return CREATORS[kind](account_fields, password_hash)
+    try:
+        return CREATORS[kind](account_fields, password_hash)
+    except repository.DuplicateEmail:
+        raise EmailTaken() from None
 
 
 def authenticate(email, password):

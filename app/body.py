@@ -6,6 +6,7 @@ by default, so each is switched off here.
 """
 
 import json
+from decimal import Decimal
 
 from flask import current_app, request
 from marshmallow import ValidationError
@@ -30,6 +31,12 @@ def _refuse_constant(name):
     raise InvalidJSON(f"The request body uses {name}, which is not valid JSON.")
 
 
+def _parse_int(digits):
+    """Integers of any length: Python refuses to convert more than 4300 digits to int,
+    but such a number is still valid JSON (and a wrong type, if it is one of our fields)."""
+    return int(digits) if len(digits) <= 4000 else Decimal(digits)
+
+
 def _depth(value):
     """Return how deeply arrays and objects nest in a parsed value (iteratively)."""
     deepest, stack = 0, [(value, 1)]
@@ -50,6 +57,7 @@ def parse_json_object(raw):
             text,
             object_pairs_hook=_object_without_duplicates,
             parse_constant=_refuse_constant,
+            parse_int=_parse_int,
         )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidJSON() from None
@@ -78,7 +86,10 @@ def read_body():
     """
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is None and request.environ.get("wsgi.input_terminated"):
-        data = request.environ["wsgi.input"].read(limit + 1)
+        try:
+            data = request.environ["wsgi.input"].read(limit + 1)
+        except OSError:  # a broken chunked encoding, or the client went away
+            raise InvalidJSON("The request body could not be read.") from None
         if len(data) > limit:
             raise RequestEntityTooLarge()
         return data

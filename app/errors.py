@@ -11,6 +11,8 @@ from flask import jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from app import repository
+
 log = logging.getLogger(__name__)
 
 # Codes for the HTTP errors Werkzeug raises (routing, body size, ...).
@@ -135,10 +137,8 @@ def describe_without_secrets(error):
 
 def handle_unexpected_error(error):
     """Turn anything else into 500 (or 503 when the database is unreachable)."""
-    from app import repository
-
     repository.rollback()
-    if isinstance(error, DBAPIError) and is_connection_error(error):
+    if is_connection_error(error):
         log.warning("database unavailable: %s", describe_without_secrets(error))
         return handle_api_error(ServiceUnavailable())
     log.error("unhandled error: %s", describe_without_secrets(error))

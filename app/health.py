@@ -1,12 +1,15 @@
 """Liveness and readiness probes."""
 
+import logging
+
 from flask import Blueprint
 
 from app import repository
-from app.errors import ServiceUnavailable, describe_without_secrets, log
+from app.errors import ServiceUnavailable, describe_without_secrets
 from app.responses import success
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.get("/healthz")
@@ -17,7 +20,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """200 when the database answers a query, 503 in the envelope when it does not."""
+    """200 when the migrated database answers, 503 in the envelope when it does not."""
     try:
         repository.ping()
     except Exception as error:  # noqa: BLE001 - any failure to answer means "not ready"

@@ -9,7 +9,6 @@ import string
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import EmailTaken
 from app.extensions import db
 from app.models import (
     ADMIN_ROLE,
@@ -24,6 +23,10 @@ from app.models import (
 
 CREDENTIAL_KEY_ALPHABET = string.ascii_letters + string.digits
 CREDENTIAL_KEY_LENGTH = 32
+
+
+class DuplicateEmail(Exception):
+    """An account with this normalised e-mail exists (the unique index said so)."""
 
 
 def new_credential_key():
@@ -71,7 +74,7 @@ def _create_account(fields, password_hash, role_name, state, company):
         db.session.rollback()
         # The unique index on the normalised e-mail is what settles a race.
         if email_exists(fields["email"]):
-            raise EmailTaken() from None
+            raise DuplicateEmail() from None
         raise
     return user, credential
 
@@ -137,8 +140,9 @@ def rotate_credential(user):
 
 
 def ping():
-    """Run a trivial query; raises when the database cannot be reached."""
-    db.session.execute(sa.text("SELECT 1"))
+    """Read the seeded roles; raises when the database cannot be reached or is not
+    migrated (a service that cannot sign anyone up is not ready)."""
+    db.session.execute(sa.select(Role.id).limit(1)).all()
     db.session.rollback()
 
 

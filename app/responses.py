@@ -3,7 +3,6 @@
 from flask import jsonify
 
 from app.schemas import AUTH_RESULT_SCHEMA, USER_SCHEMA
-from app.tokens import issue_access_token
 
 
 def success(data, status=200):
@@ -13,9 +12,8 @@ def success(data, status=200):
     return response
 
 
-def auth_response(user, credential, status=200):
-    """The token response: a fresh access token and the full user; never cached."""
-    token = issue_access_token(user, credential)
+def auth_response(user, token, status=200):
+    """The token response: the access token and the full user; never cached."""
     return not_cached(
         success(AUTH_RESULT_SCHEMA.dump({"access_token": token, "user": user}), status)
     )

@@ -11,11 +11,20 @@ PASSWORD_MIN = 9  # "more than 8 characters"
 PASSWORD_MAX = 128
 
 
+# White space that trimming removes: Unicode white space, except the control characters
+# Python also counts as space (\x1c-\x1f, \x85), which must be refused, not hidden.
+TRIMMED = "".join(
+    char
+    for char in map(chr, range(0x110000))
+    if char.isspace() and (unicodedata.category(char) != "Cc" or char in "\t\n\v\f\r")
+)
+
+
 class TrimmedString(fields.String):
     """A string with surrounding white space removed before any rule runs."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        return super()._deserialize(value, attr, data, **kwargs).strip(TRIMMED)
 
 
 class LowercaseEmail(TrimmedString):
@@ -49,11 +58,13 @@ def no_control_characters(value):
 
 def valid_email_syntax(value):
     """Check the address with email-validator, without DNS look-ups."""
-    if len(value) > EMAIL_MAX or _has_lone_surrogate(value):
+    if _has_lone_surrogate(value):
         return  # reported by its own rule
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
+        if len(value) > EMAIL_MAX and "too long" in str(error):
+            return  # the length rule says so already
         raise ValidationError(f"Not a valid e-mail address: {error}") from None
 
 

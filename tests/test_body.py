@@ -18,6 +18,11 @@ def test_object_parses():
     }
 
 
+def test_integers_longer_than_python_converts_are_still_json():
+    parsed = parse_json_object(b'{"big": ' + b"9" * 5000 + b', "small": 12}')
+    assert parsed["small"] == 12 and str(parsed["big"]) == "9" * 5000
+
+
 def test_depth_limit_is_inclusive():
     assert parse_json_object(nested(MAX_DEPTH)) == {"a": parse_json_object(nested(MAX_DEPTH))["a"]}
     with pytest.raises(InvalidJSON):

@@ -45,6 +45,12 @@ def test_production_refuses_a_short_secret_key():
         create_app(Production)
 
 
+def test_production_refuses_a_low_entropy_key():
+    Production.SECRET_KEY = "a" * 64
+    with pytest.raises(ConfigError, match="not random enough"):
+        create_app(Production)
+
+
 def test_production_accepts_a_32_byte_key():
     Production.SECRET_KEY = STRONG_KEY
     assert create_app(Production).config["SECRET_KEY"] == STRONG_KEY
@@ -138,6 +144,12 @@ def test_bad_integer_setting_is_a_config_error():
     result = run_python("import config", ACCESS_TOKEN_TTL_SECONDS="a day")
     assert result.returncode != 0
     assert "ACCESS_TOKEN_TTL_SECONDS must be an integer" in result.stderr
+
+
+def test_token_lifetime_must_be_positive():
+    result = run_python("import config", ACCESS_TOKEN_TTL_SECONDS="-5")
+    assert result.returncode != 0
+    assert "ACCESS_TOKEN_TTL_SECONDS must be at least 1" in result.stderr
 
 
 def test_unknown_app_env():

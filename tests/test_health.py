@@ -5,6 +5,8 @@ import time
 import pytest
 
 from app import create_app
+from app.extensions import db
+from tests.conftest import postgres_schema
 from tests.helpers import SIGNUP_PATHS, error_of, signup_body
 
 UNREACHABLE = {
@@ -55,6 +57,27 @@ def test_signup_503_when_database_is_down(down_client, path, caplog):
     assert error["code"] == "SERVICE_UNAVAILABLE"
     assert "127.0.0.1" not in response.get_data(as_text=True)
     assert "SELECT" not in caplog.text and "Password@123" not in caplog.text
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_client(request, tmp_path):
+    """A client on a reachable database whose schema was never created."""
+    if request.param == "sqlite":
+        yield create_app(
+            {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
+        ).test_client()
+        return
+    with postgres_schema(request.getfixturevalue("postgres_server")) as url:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+        yield app.test_client()
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_readyz_503_when_database_is_not_migrated(unmigrated_client):
+    response = unmigrated_client.get("/readyz")
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "SERVICE_UNAVAILABLE"
 
 
 def test_validation_does_not_need_the_database(down_client):

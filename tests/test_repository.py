@@ -6,7 +6,6 @@ import pytest
 import sqlalchemy as sa
 
 from app import passwords, repository
-from app.errors import EmailTaken
 from app.extensions import db
 from app.models import Company, SigningCredential, User
 from tests.helpers import PASSWORD, fresh_email, signup_body
@@ -69,7 +68,7 @@ def test_email_exists_leaves_no_transaction_open(ctx):
 def test_duplicate_is_settled_by_the_unique_index(ctx, monkeypatch):
     email = fresh_email()
     repository.create_admin_account(fields(email=email), "$argon2id$hash")
-    with pytest.raises(EmailTaken):
+    with pytest.raises(repository.DuplicateEmail):
         repository.create_admin_account(fields(email=email), "$argon2id$hash")
     assert counts() == (1, 1, 1)
 

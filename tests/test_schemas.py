@@ -51,6 +51,13 @@ class TestNames:
         expected = {field: ["Must not contain control characters."]}
         assert errors_for(**{field: f"Ad{char}a"}) == expected
 
+    @pytest.mark.parametrize("value", ["\x1fBob\x1c", "A\x85", "\x1cA"])
+    def test_control_characters_at_the_ends_are_refused_not_trimmed(self, field, value):
+        assert errors_for(**{field: value}) == {field: ["Must not contain control characters."]}
+
+    def test_unicode_white_space_is_trimmed(self, field):
+        assert SIGNUP_SCHEMA.load({**VALID, field: "\u3000\u00a0Ada\u2003\r\n"})[field] == "Ada"
+
     def test_lone_surrogate(self, field):
         messages = errors_for(**{field: "Ad\ud800a"})[field]
         assert messages == ["Must be valid Unicode text (no lone surrogates)."]
@@ -106,6 +113,11 @@ class TestEmail:
         assert len(address) == 254
         assert errors_for(email=address) == {}
         assert errors_for(email=address + "x")["email"] == ["Must be at most 254 characters."]
+
+    def test_over_long_and_invalid_reports_both(self):
+        messages = errors_for(email="a" * 300)["email"]
+        assert messages[0] == "Must be at most 254 characters."
+        assert len(messages) == 2 and "@-sign" in messages[1]
 
     def test_control_character(self):
         assert "email" in errors_for(email="a\x00b@example.org")

@@ -238,6 +238,18 @@ class TestValidation:
         assert error["code"] == "VALIDATION_ERROR"
         assert list(error["fields"]) == [field]
 
+    def test_huge_integers_are_a_wrong_type_not_invalid_json(self, api):
+        digits = "9" * 5000
+        body = json.dumps(signup_body(first_name="NUMBER", nickname="OTHER"))
+        raw = body.replace('"NUMBER"', digits).replace('"OTHER"', digits).encode()
+        response = api.post_raw("customer", raw)
+        assert response.status_code == 400
+        assert error_of(response)["fields"] == {"first_name": ["Not a valid string."]}
+
+    def test_huge_integer_in_an_ignored_field(self, api):
+        raw = json.dumps(signup_body(nickname="OTHER")).replace('"OTHER"', "7" * 5000)
+        assert api.post_raw("customer", raw.encode()).status_code == 201
+
     def test_error_never_echoes_the_password(self, api):
         response = api.signup("customer", signup_body(password="nouppercase1!"))
         assert response.status_code == 400
@@ -289,6 +301,15 @@ class TestProtocolErrors:
 
     def test_unknown_path(self, client):
         response = client.post("/api/v1/auth/nobody/signup", json=signup_body())
+        assert response.status_code == 404
+        assert error_of(response)["code"] == "NOT_FOUND"
+
+    @pytest.mark.parametrize(
+        "path",
+        ["/api/v1/auth//admin/signup", "//api/v1/auth/admin/signup", "/api/v1/auth/admin/signup/"],
+    )
+    def test_odd_slashes_are_404_not_a_redirect(self, client, path):
+        response = client.post(path, json=signup_body())
         assert response.status_code == 404
         assert error_of(response)["code"] == "NOT_FOUND"
 

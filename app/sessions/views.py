@@ -7,7 +7,7 @@ from app.body import load_json
 from app.responses import auth_response, no_content, user_response
 from app.schemas import LOGIN_SCHEMA
 from app.sessions import bp
-from app.tokens import require_access_token
+from app.tokens import issue_access_token, require_access_token
 
 
 @bp.post("/login")
@@ -15,7 +15,7 @@ def login():
     """E-mail and password in, a fresh access token and the user out."""
     fields = load_json(LOGIN_SCHEMA)
     user, credential = accounts.authenticate(fields["email"], fields["password"])
-    return auth_response(user, credential)
+    return auth_response(user, issue_access_token(user, credential))
 
 
 @bp.get("/me")

@@ -1,0 +1,77 @@
+"""Engine settings: where the database is, and how long anything may wait on it.
+
+The contract promises a 503 within 5 s when the database cannot answer, so every wait
+is bounded: connecting, a statement, a lock, and (SQLite) the write lock.
+"""
+
+import os
+
+import sqlalchemy as sa
+
+from app.extensions import db
+
+
+def configure_database(app):
+    """Default to SQLite in the instance folder; set per-driver connection options."""
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI")
+    if not uri:
+        os.makedirs(app.instance_path, exist_ok=True)
+        uri = "sqlite:///" + os.path.join(app.instance_path, "lumyri.db")
+        app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    if uri.startswith("sqlite"):
+        connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
+        connect_args.setdefault("check_same_thread", False)
+    elif uri.startswith("postgresql"):
+        connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT_SECONDS"])
+        # Notice a dead peer instead of waiting on it for the kernel's default of hours.
+        connect_args.setdefault("keepalives", 1)
+        connect_args.setdefault("keepalives_idle", 5)
+        connect_args.setdefault("keepalives_interval", 2)
+        connect_args.setdefault("keepalives_count", 2)
+        connect_args.setdefault("tcp_user_timeout", app.config["DB_STATEMENT_TIMEOUT_MS"])
+    options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def sqlite_connection_hook(busy_timeout_ms):
+    """WAL, a busy timeout and foreign keys on every SQLite connection."""
+
+    def on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+def postgres_connection_hook(statement_timeout_ms, lock_timeout_ms):
+    """Server-side limits on every Postgres connection: no statement or lock wait may
+    outlast the time the contract gives a 503."""
+
+    def on_connect(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+            cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+            cursor.execute("SET idle_in_transaction_session_timeout = 60000")
+        dbapi_connection.commit()
+
+    return on_connect
+
+
+def install_connection_hooks(app):
+    """Attach the per-connection settings to the app's engine (after db.init_app)."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        hook = sqlite_connection_hook(app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    elif uri.startswith("postgresql"):
+        hook = postgres_connection_hook(
+            app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_LOCK_TIMEOUT_MS"]
+        )
+    else:
+        return
+    with app.app_context():
+        sa.event.listen(db.engine, "connect", hook)
