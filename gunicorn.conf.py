@@ -3,8 +3,11 @@
 Every value can be overridden from the environment or the command line.
 """
 
+import json
 import multiprocessing
 import os
+
+from gunicorn import util
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # argon2 releases the GIL while hashing, so a few threads per process keep the cores
@@ -33,3 +36,34 @@ def post_fork(server, worker):
     app = worker.app.wsgi()
     with app.app_context():
         db.engine.dispose(close=False)
+
+
+# Requests gunicorn refuses before the app sees them (a bad request line, a URI or
+# headers over the limits, a broken chunked body) get the contract's JSON envelope too,
+# not gunicorn's HTML page. gunicorn's workers write those answers with util.write_error.
+GUNICORN_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    403: "FORBIDDEN",
+    414: "URI_TOO_LONG",
+    417: "EXPECTATION_FAILED",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    500: "INTERNAL_ERROR",
+    501: "NOT_IMPLEMENTED",
+}
+
+
+def write_json_error(sock, status_int, reason, _message):
+    """gunicorn's error writer, answering in the envelope (the detail is not echoed)."""
+    code = GUNICORN_ERROR_CODES.get(status_int, "BAD_REQUEST")
+    body = json.dumps({"error": {"code": code, "message": f"{reason}."}, "data": None})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+
+util.write_error = write_json_error

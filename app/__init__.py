@@ -3,7 +3,7 @@
 import logging
 import os
 
-from flask import Flask
+from flask import Flask, request
 
 from app import passwords
 from app.database import configure_database, install_connection_hooks
@@ -85,6 +85,14 @@ def register_response_headers(app):
     @app.after_request
     def add_security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.after_request
+    def empty_options_answer(response):
+        """Flask's automatic OPTIONS answer is an empty text/html 200: make it a 204."""
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
+            response.status_code = 204
+            del response.headers["Content-Type"]
         return response
 
 

@@ -88,7 +88,8 @@ def read_body():
     if request.content_length is None and request.environ.get("wsgi.input_terminated"):
         try:
             data = request.environ["wsgi.input"].read(limit + 1)
-        except OSError:  # a broken chunked encoding, or the client went away
+        except Exception:  # noqa: BLE001 - each server has its own errors for a broken
+            # chunked encoding or a client that went away; all mean "no readable body"
             raise InvalidJSON("The request body could not be read.") from None
         if len(data) > limit:
             raise RequestEntityTooLarge()

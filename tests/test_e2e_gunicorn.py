@@ -289,6 +289,55 @@ def test_chunked_body_within_the_limit_is_read_whole(server):
     assert status == 201, payload
 
 
+def raw_exchange(server, data):
+    """Send raw bytes on a socket; return (status, headers, parsed JSON body)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+SIGNUP_START = f"POST {SIGNUP_PATHS['customer']} HTTP/1.1\r\nHost: x\r\n".encode()
+JSON_CHUNKED = b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\n" + b"X-A: b\r\n" * 60 + b"\r\n", 431),
+        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400),
+        (b"GET /healthz HTTP/9.9\r\n\r\n", 400),
+        (SIGNUP_START + JSON_CHUNKED + b"zz\r\n{}\r\n0\r\n\r\n", 400),
+        (SIGNUP_START + JSON_CHUNKED + b"2\r\n{}XX0\r\n\r\n", 400),
+        (SIGNUP_START + JSON_CHUNKED + b"10\r\n{}", 400),
+    ],
+    ids=[
+        "uri-too-long",
+        "too-many-headers",
+        "header-too-big",
+        "bad-line",
+        "bad-version",
+        "bad-chunk-size",
+        "chunk-without-crlf",
+        "truncated-chunk",
+    ],
+)
+def test_protocol_errors_get_the_envelope(server, data, status):
+    got_status, headers, payload = raw_exchange(server, data)
+    assert got_status == status
+    assert headers["Content-Type"] == "application/json"
+    assert payload["data"] is None and payload["error"]["code"]
+    assert server.request("GET", "/healthz")[0] == 200
+
+
 def test_token_from_the_server_is_a_signed_hs256_jwt(server):
     status, headers, payload = server.post_json(
         SIGNUP_PATHS["admin"], signup_body(password=PASSWORD)

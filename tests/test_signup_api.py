@@ -321,6 +321,13 @@ class TestProtocolErrors:
         assert error_of(response)["code"] == "METHOD_NOT_ALLOWED"
         assert "POST" in response.headers["Allow"]
 
+    @pytest.mark.parametrize("path", SIGNUP_PATHS.values())
+    def test_options_lists_the_methods(self, client, path):
+        response = client.options(path)
+        assert response.status_code == 204
+        assert "POST" in response.headers["Allow"]
+        assert "Content-Type" not in response.headers
+
     @pytest.mark.parametrize("kind", KINDS)
     def test_body_over_the_limit(self, app, api, kind):
         body = signup_body(first_name="A" * (64 * 1024))
