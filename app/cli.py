@@ -15,7 +15,7 @@ accounts_cli = AppGroup("accounts", help="Manage Lumyri accounts.")
 
 def find_user_or_exit(email):
     """The account with this e-mail (any case), or exit 1 with a message."""
-    user = repository.find_user_by_email(normalised_email(email.strip().lower()))
+    user = repository.find_user_by_email(normalised_email(email))
     if user is None:
         raise click.ClickException(f"no account with the e-mail {email.strip()!r}")
     return user

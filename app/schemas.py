@@ -3,7 +3,7 @@
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 NAME_MAX = 100
 EMAIL_MAX = 254
@@ -27,11 +27,11 @@ class TrimmedString(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip(TRIMMED)
 
 
-class LowercaseEmail(TrimmedString):
-    """A trimmed, lower-cased e-mail address."""
+class LowercaseEmail(fields.String):
+    """An e-mail address, trimmed and lower-cased before any rule runs."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).lower()
+        return normalised_email(super()._deserialize(value, attr, data, **kwargs))
 
 
 def _has_lone_surrogate(value):
@@ -69,12 +69,9 @@ def valid_email_syntax(value):
 
 
 def normalised_email(address):
-    """The form an address is stored in: email-validator's normalised form (NFC local
-    part, IDNA-checked domain), lower-cased; an address it refuses is kept as given."""
-    try:
-        return validate_email(address, check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        return address
+    """The form an e-mail is stored and looked up in: trimmed and lower-cased, as the
+    contract says (the unique index on it makes e-mails unique in any case)."""
+    return address.strip(TRIMMED).lower()
 
 
 def _requires(test, message):
@@ -137,12 +134,6 @@ class SignupSchema(Schema):
         ],
     )
 
-    @post_load
-    def normalise_email(self, data, **kwargs):
-        """Store the validator's normalised form, lower-cased."""
-        data["email"] = normalised_email(data["email"])
-        return data
-
 
 class LoginSchema(Schema):
     """Log-in fields: no strength rules (the account has them already), only what keeps
@@ -169,12 +160,6 @@ class LoginSchema(Schema):
             valid_unicode,
         ],
     )
-
-    @post_load
-    def normalise_email(self, data, **kwargs):
-        """Look the address up in the form sign-up stored it in."""
-        data["email"] = normalised_email(data["email"])
-        return data
 
 
 def out(field_class, **kwargs):
