@@ -64,6 +64,9 @@ class Config:
     ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 3, minimum=1)
     ARGON2_MEMORY_COST = env_int("ARGON2_MEMORY_COST", 65536, minimum=8)
     ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 4, minimum=1)
+    # Hashes (and verifications) in flight per process; more wait their turn. Hashing
+    # is CPU-bound, so more than the cores only adds memory, not throughput.
+    ARGON2_MAX_CONCURRENT = env_int("ARGON2_MAX_CONCURRENT", os.cpu_count() or 2, minimum=1)
     GENERATE_SECRET_KEY = False
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 

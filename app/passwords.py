@@ -1,7 +1,9 @@
 """Password hashing with argon2id (argon2-cffi); the only module that touches password bytes."""
 
 import secrets
+import threading
 import unicodedata
+from contextlib import contextmanager
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -9,6 +11,7 @@ from flask import current_app
 
 EXTENSION_KEY = "lumyri_password_hasher"
 DUMMY_HASH_KEY = "lumyri_dummy_password_hash"
+GATE_KEY = "lumyri_password_hash_gate"
 
 
 def init_app(app):
@@ -22,11 +25,21 @@ def init_app(app):
     )
     app.extensions[EXTENSION_KEY] = hasher
     app.extensions[DUMMY_HASH_KEY] = hasher.hash(secrets.token_urlsafe(24))
+    # Each hash in flight holds ARGON2_MEMORY_COST KiB: cap them per process, so a burst
+    # of requests waits its turn instead of exhausting memory.
+    app.extensions[GATE_KEY] = threading.BoundedSemaphore(app.config["ARGON2_MAX_CONCURRENT"])
 
 
 def _hasher():
     """Return the current app's hasher."""
     return current_app.extensions[EXTENSION_KEY]
+
+
+@contextmanager
+def _hash_slot():
+    """Wait for one of the process's hashing slots."""
+    with current_app.extensions[GATE_KEY]:
+        yield
 
 
 def _normalise(password):
@@ -36,13 +49,15 @@ def _normalise(password):
 
 def hash_password(password):
     """Return an argon2id hash of the password."""
-    return _hasher().hash(_normalise(password))
+    with _hash_slot():
+        return _hasher().hash(_normalise(password))
 
 
 def verify_password(password_hash, password):
     """Return True when the password matches the hash; never raises for a mismatch."""
     try:
-        return _hasher().verify(password_hash, _normalise(password))
+        with _hash_slot():
+            return _hasher().verify(password_hash, _normalise(password))
     except (VerificationError, InvalidHashError):
         return False
 

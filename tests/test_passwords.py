@@ -1,4 +1,11 @@
-"""The passwords module: argon2id with the configured parameters, NFKC, rehash checks."""
+"""The passwords module: argon2id with the configured parameters, NFKC, rehash checks,
+and the cap on hashes in flight."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from argon2 import PasswordHasher
 
 from app import create_app, passwords
 from tests.helpers import PASSWORD
@@ -44,3 +51,56 @@ def test_needs_rehash_when_parameters_change():
     with make_app(ARGON2_TIME_COST=2).app_context():
         assert passwords.needs_rehash(old)
         assert passwords.verify_password(old, PASSWORD)
+
+
+def test_hashes_in_flight_are_capped_per_process(monkeypatch):
+    """A burst of 12 concurrent hashes never has more than ARGON2_MAX_CONCURRENT running."""
+    app = make_app(ARGON2_MAX_CONCURRENT=2)
+    running, peak, lock = [0], [0], threading.Lock()
+    real_hash = PasswordHasher.hash
+
+    def slow_hash(self, password, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return real_hash(self, password, **kwargs)
+
+    monkeypatch.setattr(PasswordHasher, "hash", slow_hash)
+
+    def hash_in_context(_):
+        with app.app_context():
+            return passwords.hash_password(PASSWORD)
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        hashes = list(pool.map(hash_in_context, range(12)))
+    assert len(set(hashes)) == 12
+    assert peak[0] == 2
+
+
+def test_verification_takes_a_slot_too():
+    app = make_app(ARGON2_MAX_CONCURRENT=1)
+    with app.app_context():
+        hashed = passwords.hash_password(PASSWORD)
+        gate = app.extensions[passwords.GATE_KEY]
+        assert gate.acquire(blocking=False)
+        try:
+            done = []
+            worker = threading.Thread(
+                target=lambda: done.append(_verify_in(app, hashed)), daemon=True
+            )
+            worker.start()
+            worker.join(0.3)
+            assert done == []  # waiting for the slot
+        finally:
+            gate.release()
+        worker.join(5)
+        assert done == [True]
+
+
+def _verify_in(app, hashed):
+    """Verify in a fresh app context (another thread)."""
+    with app.app_context():
+        return passwords.verify_password(hashed, PASSWORD)

@@ -1,0 +1,65 @@
+"""Secrets stay secret: no password, token, hash or key in any log line."""
+
+import logging
+
+import jwt
+import pytest
+import sqlalchemy as sa
+
+from app import accounts
+from app.extensions import db
+from app.models import User
+from app.tokens import credential_secret
+from tests.helpers import signup_body
+
+SECRET_PASSWORD = "Sup3r$ecret-Passw0rd"
+
+
+@pytest.fixture
+def all_logs(caplog):
+    """Capture every log record, SQL statements included (as if echo were on)."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    return caplog
+
+
+def logged_text(caplog):
+    """Every captured line as the handler formats it, tracebacks included."""
+    handler = caplog.handler
+    return "\n".join(handler.format(record) for record in caplog.records)
+
+
+def test_no_secret_reaches_a_log_line(app, api, all_logs, monkeypatch):
+    body = signup_body(password=SECRET_PASSWORD)
+    created = api.signup("admin", body)
+    token = created.get_json()["data"]["access_token"]
+    assert api.signup("customer", body).status_code == 409
+    assert api.login(body["email"], "Wrong-" + SECRET_PASSWORD).status_code == 401
+    assert api.login("nobody@example.org", SECRET_PASSWORD).status_code == 401
+    assert api.login(body["email"], SECRET_PASSWORD).status_code == 200
+    assert api.me(token).status_code == 200
+
+    def failing(*_args):
+        raise RuntimeError(f"boom with {SECRET_PASSWORD} and {token}")
+
+    monkeypatch.setitem(accounts.CREATORS, "customer", failing)
+    assert api.signup("customer", signup_body(password=SECRET_PASSWORD)).status_code == 500
+
+    with app.app_context():
+        password_hash = db.session.scalar(
+            sa.select(User.password_hash).where(User.email == body["email"])
+        )
+        derived = credential_secret(jwt.decode(token, options={"verify_signature": False})["iss"])
+    text = logged_text(all_logs)
+    assert "INSERT INTO users" in text  # SQL was logged, so parameters had a chance to leak
+    assert "RuntimeError" in text  # the 500 was logged
+    for secret in (
+        SECRET_PASSWORD,
+        token,
+        token.split(".")[2],
+        password_hash,
+        app.config["SECRET_KEY"],
+    ):
+        assert secret not in text
+    assert derived.hex() not in text
+    assert "$argon2id$" not in text
