@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import postgres_schema
 from tests.helpers import PASSWORD, SIGNUP_PATHS, expected_user, fresh_email, signup_body
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_KEY = "e2e-secret-key-that-is-long-enough-0123456789"
+WORKERS = 3  # several worker processes, so races cross process boundaries
 
 
 def free_port():
@@ -38,7 +40,7 @@ def server_env(database_url, port, **extra):
         SECRET_KEY=SECRET_KEY,
         HOST="127.0.0.1",
         PORT=str(port),
-        WEB_CONCURRENCY="2",
+        WEB_CONCURRENCY=str(WORKERS),
         # The OWASP profile keeps the bursts quick; the defaults are tested elsewhere.
         ARGON2_TIME_COST="2",
         ARGON2_MEMORY_COST="19456",
@@ -51,8 +53,10 @@ def server_env(database_url, port, **extra):
 class Server:
     """A gunicorn server on loopback, and a few ways to talk to it."""
 
-    def __init__(self, port):
+    def __init__(self, port, database_url, log_path):
         self.port = port
+        self.database_url = database_url
+        self.log_path = log_path
         self.base_url = f"http://127.0.0.1:{port}"
 
     def request(self, method, path, body=None, headers=None):
@@ -78,7 +82,7 @@ def wait_until_ready(process, server, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"gunicorn exited: {process.stderr.read()}")
+            pytest.fail(f"gunicorn exited: {server.log_path.read_text()}")
         try:
             if server.request("GET", "/readyz")[0] == 200:
                 return
@@ -112,22 +116,22 @@ def server(request, tmp_path_factory):
             capture_output=True,
             timeout=120,
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        server = Server(port)
+        log_path = tmp_path_factory.mktemp("gunicorn") / "stderr.log"
+        with open(log_path, "w") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        server = Server(port, database_url, log_path)
         try:
             wait_until_ready(process, server)
             yield server
         finally:
             process.terminate()
             process.wait(timeout=30)
-            process.stderr.close()
 
 
 @pytest.mark.parametrize("kind", ["admin", "customer"])
@@ -190,21 +194,42 @@ def test_same_email_burst_gives_one_201_and_the_rest_409(server):
         )
     statuses = sorted(status for status, _, _ in results)
     assert statuses == [201] + [409] * 19
+    assert count_users(server, email) == 1
     codes = {body["error"]["code"] for status, _, body in results if status == 409}
     assert codes == {"EMAIL_TAKEN"}
 
 
+def count_users(server, prefix):
+    """Users whose e-mail starts with the prefix, counted straight in the database."""
+    engine = sa.create_engine(server.database_url)
+    try:
+        with engine.connect() as connection:
+            query = (
+                sa.select(sa.func.count())
+                .where(sa.text("email LIKE :p"))
+                .select_from(sa.table("users"))
+            )
+            return connection.scalar(query, {"p": f"{prefix}%"})
+    finally:
+        engine.dispose()
+
+
 def test_distinct_email_burst_all_created(server):
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    """200 concurrent sign-ups with distinct e-mails: 200 x 201, 200 rows, never locked."""
+    emails = [fresh_email("distinct") for _ in range(200)]
+    kinds = ["admin", "customer"]
+    with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(
             pool.map(
-                lambda _: server.post_json(
-                    SIGNUP_PATHS["customer"], signup_body(email=fresh_email("many"))
+                lambda i: server.post_json(
+                    SIGNUP_PATHS[kinds[i % 2]], signup_body(email=emails[i])
                 ),
-                range(48),
+                range(200),
             )
         )
-    assert [status for status, _, _ in results] == [201] * 48
+    assert [status for status, _, _ in results] == [201] * 200
+    assert count_users(server, "distinct") == 200
+    assert "database is locked" not in server.log_path.read_text()
 
 
 @pytest.mark.parametrize(
@@ -365,3 +390,16 @@ def test_gunicorn_refuses_to_start_without_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "lumyri-accounts: refusing to start: SECRET_KEY is not set" in result.stderr
+
+
+def test_no_secret_in_the_server_log(server):
+    """Whatever the requests above made gunicorn and the app log, no secret is in it."""
+    body = signup_body(password="Log-Secret#12345")
+    status, _, payload = server.post_json(SIGNUP_PATHS["admin"], body)
+    assert status == 201
+    server.post_json("/api/v1/auth/login", {"email": body["email"], "password": "Wrong#123456"})
+    log = server.log_path.read_text()
+    assert "Booting worker" in log  # the log is really being written
+    for secret in ("Log-Secret#12345", "Wrong#123456", payload["data"]["access_token"], SECRET_KEY):
+        assert secret not in log
+    assert "$argon2id$" not in log
