@@ -27,6 +27,19 @@ def env_int(name, default, minimum=0):
     return value
 
 
+def env_bool(name, default):
+    """Read a true/false setting from the environment."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def normalise_database_url(url):
     """Make `postgres://` and `postgresql://` URLs use the psycopg 3 driver."""
     if not url:
@@ -67,6 +80,15 @@ class Config:
     # Hashes (and verifications) in flight per process; more wait their turn. Hashing
     # is CPU-bound, so more than the cores only adds memory, not throughput.
     ARGON2_MAX_CONCURRENT = env_int("ARGON2_MAX_CONCURRENT", os.cpu_count() or 2, minimum=1)
+    # Abuse limits (Flask-Limiter notation), checked after validation.
+    RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "lumyri")
+    RATELIMIT_SIGNUP = os.environ.get("RATELIMIT_SIGNUP", "20/minute")
+    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute")
+    RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "60/minute")
+    # How many proxies in front may set X-Forwarded-For (0: use the socket's address).
+    TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
     GENERATE_SECRET_KEY = False
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
@@ -88,6 +110,10 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 8
     ARGON2_PARALLELISM = 1
+    # The suite signs up hundreds of accounts from one address; the limit tests turn
+    # the limits on themselves.
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
 
 
 class ProductionConfig(Config):

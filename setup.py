@@ -24,5 +24,9 @@ setup(
         "gunicorn>=22",
         "python-dotenv>=1.0",
         "apispec>=6.0",
+        "Flask-Limiter>=3.5",
+        "redis>=5.0",
+        "prometheus-client>=0.20",
+        "flask-cors>=4.0",
     ],
 )

@@ -4,8 +4,9 @@ import logging
 import os
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import passwords
+from app import passwords, ratelimit
 from app.database import configure_database, install_connection_hooks
 from app.errors import register_error_handlers
 from app.extensions import db, migrate
@@ -64,6 +65,11 @@ def register_extensions(app):
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
     install_connection_hooks(app)
     passwords.init_app(app)
+    ratelimit.init_app(app)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        # Only then is X-Forwarded-For believed: a client could write anything there.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
 def register_blueprints(app):

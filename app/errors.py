@@ -88,6 +88,14 @@ class InvalidToken(APIError):
         super().__init__(message, fields, {"WWW-Authenticate": "Bearer", **(headers or {})})
 
 
+class RateLimited(APIError):
+    """Too many attempts from one client; Retry-After says when to try again."""
+
+    status = 429
+    code = "RATE_LIMITED"
+    message = "Too many attempts; try again later."
+
+
 class ServiceUnavailable(APIError):
     """The database cannot be reached."""
 

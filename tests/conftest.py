@@ -19,6 +19,7 @@ from app.models import Company, SigningCredential, User
 from tests.helpers import Api
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def running_in_ci():
@@ -51,6 +52,24 @@ def postgres_server_url():
     return url
 
 
+def redis_server_url():
+    """The Redis server for the shared-limit tests, or skip (fail in CI) when unreachable."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        reason = f"Redis at {url} is not reachable ({type(error).__name__})"
+        if running_in_ci():
+            pytest.fail(f"{reason}; CI requires it (set TEST_REDIS_URL)", pytrace=False)
+        pytest.skip(f"{reason}; set TEST_REDIS_URL to run the Redis tests")
+    finally:
+        client.close()
+    return url
+
+
 def with_search_path(url, schema):
     """The same server URL, with every connection's search_path set to `schema`."""
     scoped = sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
@@ -63,6 +82,12 @@ def sqlite_database(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'lumyri.db'}"
     migrate_database(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """The Redis server URL (skips, or fails in CI, when unreachable)."""
+    return redis_server_url()
 
 
 @pytest.fixture(scope="session")

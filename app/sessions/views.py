@@ -2,7 +2,7 @@
 
 from flask import g
 
-from app import accounts
+from app import accounts, ratelimit
 from app.body import load_json
 from app.responses import auth_response, no_content, user_response
 from app.schemas import LOGIN_SCHEMA
@@ -14,6 +14,7 @@ from app.tokens import issue_access_token, require_access_token
 def login():
     """E-mail and password in, a fresh access token and the user out."""
     fields = load_json(LOGIN_SCHEMA)
+    ratelimit.limit_login(fields["email"])
     user, credential = accounts.authenticate(fields["email"], fields["password"])
     return auth_response(user, issue_access_token(user, credential))
 

@@ -1,0 +1,76 @@
+"""Abuse limits on sign-up and log-in, with Flask-Limiter's storage and strategies.
+
+The limits are checked inside the views, after validation, rather than by decorators
+before them: a request that gets a 400, 413 or 415 spends nothing and always gets that
+answer (the contract's Operations section).
+"""
+
+import hashlib
+import logging
+import math
+import time
+
+from flask import current_app, request
+from flask_limiter import Limiter
+from limits import parse
+
+from app.errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "lumyri_rate_limiter"
+
+
+def client_ip():
+    """The client's address (from X-Forwarded-For only behind TRUSTED_PROXIES proxies)."""
+    return request.remote_addr or "unknown"
+
+
+def init_app(app):
+    """One limiter per app: its storage is memory:// or the Redis of RATELIMIT_STORAGE_URI."""
+    app.extensions[EXTENSION_KEY] = Limiter(
+        key_func=client_ip,
+        app=app,
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
+        headers_enabled=False,
+        default_limits=[],
+    )
+
+
+def _enforce(setting, *identifiers):
+    """Spend one request of the limit named by `setting`; 429 when none is left.
+
+    If the limit storage is unreachable the request is let through (and logged): an
+    outage of Redis should not lock every user out of their account.
+    """
+    limiter = current_app.extensions[EXTENSION_KEY]
+    if not limiter.enabled:
+        return
+    item = parse(current_app.config[setting])
+    # The prefix keeps services (or test runs) that share one Redis apart.
+    key = (current_app.config["RATELIMIT_KEY_PREFIX"], setting, *identifiers)
+    try:
+        if limiter.limiter.hit(item, *key):
+            return
+        reset_at = limiter.limiter.get_window_stats(item, *key).reset_time
+    except Exception as error:  # noqa: BLE001 - any storage failure: fail open, loudly
+        log.warning(
+            "rate-limit storage unavailable (%s): request let through", type(error).__name__
+        )
+        return
+    retry_after = max(1, math.ceil(reset_at - time.time()))
+    raise RateLimited(headers={"Retry-After": str(retry_after)})
+
+
+def limit_signup():
+    """Sign-up: RATELIMIT_SIGNUP per client IP, for each sign-up endpoint."""
+    _enforce("RATELIMIT_SIGNUP", request.endpoint, client_ip())
+
+
+def limit_login(email):
+    """Log-in: RATELIMIT_LOGIN_PER_IP per client IP, and RATELIMIT_LOGIN per IP and e-mail
+    (the e-mail is hashed: the limit storage holds no addresses)."""
+    ip = client_ip()
+    _enforce("RATELIMIT_LOGIN_PER_IP", ip)
+    _enforce("RATELIMIT_LOGIN", ip, hashlib.sha256(email.encode()).hexdigest()[:32])
