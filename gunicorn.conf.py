@@ -6,8 +6,15 @@ Every value can be overridden from the environment or the command line.
 import json
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 from gunicorn import util
+
+# prometheus_client's multiprocess mode: every worker writes its samples to files in this
+# folder and /metrics adds them up. It must be set before the app imports the client.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lumyri-metrics-")
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # argon2 releases the GIL while hashing, so a few threads per process keep the cores
@@ -27,6 +34,20 @@ preload_app = True
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def on_starting(server):
+    """Start every run with empty metrics files (left-overs would be added in)."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """Let prometheus_client drop a dead worker's live samples."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_fork(server, worker):

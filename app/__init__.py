@@ -6,7 +6,7 @@ import os
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import passwords, ratelimit
+from app import observability, passwords, ratelimit
 from app.database import configure_database, install_connection_hooks
 from app.errors import register_error_handlers
 from app.extensions import db, migrate
@@ -53,10 +53,10 @@ def configure_logging(app):
     """Plain log lines on stderr unless the host (gunicorn, pytest) set up logging already."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(
-            level=app.config["LOG_LEVEL"],
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        handler = logging.StreamHandler()
+        handler.setFormatter(observability.JsonFormatter())
+        root.addHandler(handler)
+        root.setLevel(app.config["LOG_LEVEL"])
 
 
 def register_extensions(app):
@@ -66,6 +66,7 @@ def register_extensions(app):
     install_connection_hooks(app)
     passwords.init_app(app)
     ratelimit.init_app(app)
+    observability.init_app(app)
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         # Only then is X-Forwarded-For believed: a client could write anything there.
@@ -75,6 +76,7 @@ def register_extensions(app):
 def register_blueprints(app):
     """Mount the HTTP endpoints."""
     from app.health import bp as health_bp
+    from app.metrics import bp as metrics_bp
     from app.openapi import bp as openapi_bp
     from app.sessions import bp as sessions_bp
     from app.signup import bp as signup_bp
@@ -83,6 +85,7 @@ def register_blueprints(app):
     app.register_blueprint(sessions_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(metrics_bp)
 
 
 def register_response_headers(app):

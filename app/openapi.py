@@ -22,6 +22,7 @@ ERROR_DESCRIPTIONS = {
     409: "EMAIL_TAKEN",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED: too many attempts; Retry-After says when to retry",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE: the database cannot be reached",
 }
@@ -29,6 +30,8 @@ BODY_ERRORS = (400, 413, 415)
 SERVER_ERRORS = (500, 503)
 NO_STORE = {"Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}}}
 BEARER_CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True}}
+ERROR_HEADERS = {401: BEARER_CHALLENGE, 429: RETRY_AFTER}
 
 
 def json_response(description, schema, headers=None):
@@ -43,7 +46,7 @@ def error_responses(*statuses):
     """Envelope error responses for the given statuses."""
     responses = {}
     for status in statuses:
-        headers = BEARER_CHALLENGE if status == 401 else None
+        headers = ERROR_HEADERS.get(status)
         responses[str(status)] = json_response(ERROR_DESCRIPTIONS[status], "ErrorEnvelope", headers)
     return responses
 
@@ -62,7 +65,7 @@ def signup_operation(summary, description):
         "requestBody": json_body("SignupRequest"),
         "responses": {
             "201": json_response("Account created", "AuthEnvelope", NO_STORE),
-            **error_responses(*BODY_ERRORS, 409, *SERVER_ERRORS),
+            **error_responses(*BODY_ERRORS, 409, 429, *SERVER_ERRORS),
         },
     }
 
@@ -90,7 +93,7 @@ def operations():
                 "requestBody": json_body("LoginRequest"),
                 "responses": {
                     "200": json_response("Logged in", "AuthEnvelope", NO_STORE),
-                    **error_responses(*BODY_ERRORS, 401, *SERVER_ERRORS),
+                    **error_responses(*BODY_ERRORS, 401, 429, *SERVER_ERRORS),
                 },
             }
         },
@@ -130,6 +133,18 @@ def operations():
                 "responses": {
                     "200": json_response("Ready", "StatusEnvelope"),
                     **error_responses(503),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text format), summed over all workers",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },

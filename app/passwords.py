@@ -2,12 +2,15 @@
 
 import secrets
 import threading
+import time
 import unicodedata
 from contextlib import contextmanager
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+
+from app.metrics import PASSWORD_HASH_SECONDS
 
 EXTENSION_KEY = "lumyri_password_hasher"
 DUMMY_HASH_KEY = "lumyri_dummy_password_hash"
@@ -50,7 +53,10 @@ def _normalise(password):
 def hash_password(password):
     """Return an argon2id hash of the password."""
     with _hash_slot():
-        return _hasher().hash(_normalise(password))
+        started = time.perf_counter()
+        password_hash = _hasher().hash(_normalise(password))
+        PASSWORD_HASH_SECONDS.observe(time.perf_counter() - started)
+        return password_hash
 
 
 def verify_password(password_hash, password):

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import postgres_schema
 from tests.helpers import PASSWORD, SIGNUP_PATHS, expected_user, fresh_email, signup_body
@@ -403,3 +404,41 @@ def test_no_secret_in_the_server_log(server):
     for secret in ("Log-Secret#12345", "Wrong#123456", payload["data"]["access_token"], SECRET_KEY):
         assert secret not in log
     assert "$argon2id$" not in log
+
+
+def metric_value(server, name, **labels):
+    """One sample of /metrics as gunicorn serves it (0 when absent)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.name == name and all(item.labels.get(k) == v for k, v in labels.items()):
+                return item.value
+    return 0
+
+
+def test_metrics_add_up_across_worker_processes(server):
+    labels = {"method": "GET", "endpoint": "health.healthz", "status": "200"}
+    before = metric_value(server, "lumyri_http_requests_total", **labels)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(lambda _: server.request("GET", "/healthz"), range(60)))
+    # Whichever worker answers /metrics, it reports all 60, whichever workers served them.
+    for _ in range(5):
+        assert metric_value(server, "lumyri_http_requests_total", **labels) == before + 60
+
+
+def test_request_log_lines_are_json_with_the_request_id(server):
+    server.request("GET", "/healthz", headers={"X-Request-ID": "e2e-log-check"})
+    lines = [
+        json.loads(line)
+        for line in server.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    mine = [line for line in lines if line.get("request_id") == "e2e-log-check"]
+    assert len(mine) == 1
+    assert (mine[0]["method"], mine[0]["path"], mine[0]["status"]) == ("GET", "/healthz", 200)
+    assert "duration_ms" in mine[0]

@@ -1,0 +1,80 @@
+"""Prometheus metrics, correct across gunicorn worker processes.
+
+With PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it), every worker writes its
+samples to files there and /metrics adds them up (prometheus_client's multiprocess mode).
+"""
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+bp = Blueprint("metrics", __name__)
+
+HTTP_REQUESTS = Counter(
+    "lumyri_http_requests",
+    "HTTP requests answered, by method, endpoint (route) and status.",
+    ["method", "endpoint", "status"],
+)
+HTTP_DURATION = Histogram(
+    "lumyri_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, endpoint and status.",
+    ["method", "endpoint", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SIGNUPS = Counter(
+    "lumyri_signups",
+    "Sign-up attempts by role and outcome (created, duplicate, invalid, rate_limited).",
+    ["role", "outcome"],
+)
+PASSWORD_HASH_SECONDS = Histogram(
+    "lumyri_password_hash_seconds",
+    "Time spent computing one argon2id hash.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
+)
+
+SIGNUP_ROLES = {"signup.admin_signup": "admin", "signup.customer_signup": "customer"}
+SIGNUP_OUTCOMES = {201: "created", 409: "duplicate", 429: "rate_limited"}
+
+
+def signup_outcome(status):
+    """The outcome label of a sign-up answered with this status (None: not counted)."""
+    if status in SIGNUP_OUTCOMES:
+        return SIGNUP_OUTCOMES[status]
+    if status in (400, 413, 415):
+        return "invalid"
+    return None
+
+
+def record_request(method, endpoint, status, seconds):
+    """Count one answered request (and, for sign-ups, its outcome)."""
+    route = endpoint or "unmatched"
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_DURATION.labels(method, route, str(status)).observe(seconds)
+    role = SIGNUP_ROLES.get(endpoint)
+    outcome = signup_outcome(status) if role else None
+    if outcome:
+        SIGNUPS.labels(role, outcome).inc()
+
+
+def registry():
+    """Every worker's samples in multiprocess mode, this process's otherwise."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    collected = CollectorRegistry()
+    multiprocess.MultiProcessCollector(collected)
+    return collected
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format."""
+    return Response(generate_latest(registry()), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,147 @@
+"""Request ids, JSON request log lines and Prometheus metrics."""
+
+import json
+import logging
+import re
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app import create_app
+from app.extensions import db
+from app.observability import JsonFormatter
+from tests.helpers import PASSWORD, fresh_email, signup_body
+
+
+def sample(client, name, **labels):
+    """The current value of one metric sample, read from /metrics (0 when absent)."""
+    text = client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.name == name and all(item.labels.get(k) == v for k, v in labels.items()):
+                return item.value
+    return 0
+
+
+class TestRequestId:
+    def test_a_sane_one_is_echoed(self, client):
+        response = client.get("/healthz", headers={"X-Request-ID": "abc-123_X.y"})
+        assert response.headers["X-Request-ID"] == "abc-123_X.y"
+
+    @pytest.mark.parametrize("given", [None, "", "has space", "a" * 129, "semi;colon", "é"])
+    def test_otherwise_one_is_made(self, client, given):
+        headers = {"X-Request-ID": given} if given is not None else {}
+        response = client.get("/healthz", headers=headers)
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+
+    def test_errors_carry_it_too(self, client):
+        response = client.post("/api/v1/auth/admin/signup", data="x", content_type="text/plain")
+        assert response.status_code == 415 and response.headers["X-Request-ID"]
+
+    def test_each_request_gets_its_own(self, client):
+        assert (
+            client.get("/healthz").headers["X-Request-ID"]
+            != client.get("/healthz").headers["X-Request-ID"]
+        )
+
+
+class TestRequestLog:
+    def test_one_json_line_per_request(self, api, caplog):
+        caplog.set_level(logging.INFO, logger="app.access")
+        response = api.signup(
+            "admin", signup_body(password=PASSWORD), headers={"X-Request-ID": "req-42"}
+        )
+        lines = [r for r in caplog.records if r.name == "app.access"]
+        assert len(lines) == 1
+        line = json.loads(JsonFormatter().format(lines[0]))
+        assert line["request_id"] == "req-42"
+        assert (line["method"], line["path"], line["status"]) == (
+            "POST",
+            "/api/v1/auth/admin/signup",
+            201,
+        )
+        assert line["duration_ms"] >= 0 and line["level"] == "INFO" and line["time"]
+        text = JsonFormatter().format(lines[0])
+        assert PASSWORD not in text and response.get_json()["data"]["access_token"] not in text
+
+    def test_other_log_lines_carry_the_request_id(self, app, client, caplog):
+        @app.get("/boom")
+        def boom():
+            raise RuntimeError("boom")
+
+        client.get("/boom", headers={"X-Request-ID": "req-boom"})
+        error = next(r for r in caplog.records if r.name == "app.errors")
+        assert json.loads(JsonFormatter().format(error))["request_id"] == "req-boom"
+
+
+class TestMetrics:
+    def test_exposed_in_prometheus_text_format(self, client):
+        response = client.get("/metrics")
+        assert response.status_code == 200
+        assert response.mimetype == "text/plain"
+        names = {
+            family.name
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+        }
+        assert {
+            "lumyri_http_requests",
+            "lumyri_http_request_duration_seconds",
+            "lumyri_signups",
+            "lumyri_password_hash_seconds",
+        } <= names
+
+    def test_requests_counted_by_endpoint_and_status(self, client):
+        labels = {"method": "GET", "endpoint": "health.healthz", "status": "200"}
+        before = sample(client, "lumyri_http_requests_total", **labels)
+        for _ in range(3):
+            client.get("/healthz")
+        assert sample(client, "lumyri_http_requests_total", **labels) == before + 3
+        unmatched = {"method": "GET", "endpoint": "unmatched", "status": "404"}
+        before_404 = sample(client, "lumyri_http_requests_total", **unmatched)
+        client.get("/no/such/path/1")
+        client.get("/no/such/path/2")
+        assert sample(client, "lumyri_http_requests_total", **unmatched) == before_404 + 2
+
+    def test_latency_histogram(self, client):
+        labels = {"method": "GET", "endpoint": "health.healthz", "status": "200"}
+        before = sample(client, "lumyri_http_request_duration_seconds_count", **labels)
+        client.get("/healthz")
+        assert sample(client, "lumyri_http_request_duration_seconds_count", **labels) == before + 1
+
+    def test_signups_by_role_and_outcome(self, app, api, database_url):
+        client = api.client
+
+        def count(role, outcome):
+            return sample(client, "lumyri_signups_total", role=role, outcome=outcome)
+
+        before = {
+            (r, o): count(r, o)
+            for r in ("admin", "customer")
+            for o in ("created", "duplicate", "invalid", "rate_limited")
+        }
+        email = fresh_email()
+        api.signup("admin", signup_body(email=email))
+        api.signup("customer", signup_body(email=email))
+        api.signup("customer", {"email": "bad"})
+        limited = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "RATELIMIT_ENABLED": True,
+                "RATELIMIT_SIGNUP": "1/minute",
+                "RATELIMIT_KEY_PREFIX": fresh_email(),
+            }
+        )
+        limited_client = limited.test_client()
+        limited_client.post("/api/v1/auth/admin/signup", json=signup_body())
+        limited_client.post("/api/v1/auth/admin/signup", json=signup_body())
+        with limited.app_context():
+            db.engine.dispose()
+        assert count("admin", "created") == before[("admin", "created")] + 2
+        assert count("customer", "duplicate") == before[("customer", "duplicate")] + 1
+        assert count("customer", "invalid") == before[("customer", "invalid")] + 1
+        assert count("admin", "rate_limited") == before[("admin", "rate_limited")] + 1
+
+    def test_password_hash_time(self, api):
+        before = sample(api.client, "lumyri_password_hash_seconds_count")
+        api.signup("customer")
+        assert sample(api.client, "lumyri_password_hash_seconds_count") == before + 1
