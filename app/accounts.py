@@ -4,13 +4,30 @@ The order of steps lives here: validation is done by the caller's schema, hashin
 the passwords module, every read and write by the repository.
 """
 
+from flask import has_request_context
+
 from app import passwords, repository
 from app.errors import EmailTaken, InvalidCredentials
+from app.observability import current_request_id
+from app.ratelimit import client_ip
 
 CREATORS = {
     "admin": repository.create_admin_account,
     "customer": repository.create_customer_account,
 }
+
+
+def audit_context():
+    """Who is asking: the client and request id, or the operator's CLI."""
+    if not has_request_context():
+        return repository.AuditContext(client_ip="cli")
+    return repository.AuditContext(client_ip=client_ip(), request_id=current_request_id() or "")
+
+
+def refuse_duplicate(email):
+    """Record the repeated sign-up and answer 409 EMAIL_TAKEN."""
+    repository.record_audit_event("signup_duplicate", audit_context(), email=email)
+    raise EmailTaken()
 
 
 def sign_up(kind, fields):
@@ -20,13 +37,13 @@ def sign_up(kind, fields):
     transaction; the unique index settles the race between two sign-ups.
     """
     if repository.email_exists(fields["email"]):
-        raise EmailTaken()
+        refuse_duplicate(fields["email"])
     account_fields = {key: value for key, value in fields.items() if key != "password"}
     password_hash = passwords.hash_password(fields["password"])
     try:
-        return CREATORS[kind](account_fields, password_hash)
+        return CREATORS[kind](account_fields, password_hash, audit_context())
     except repository.DuplicateEmail:
-        raise EmailTaken() from None
+        refuse_duplicate(fields["email"])
 
 
 def authenticate(email, password):
@@ -35,14 +52,16 @@ def authenticate(email, password):
     user = repository.find_user_by_email(email)
     if user is None:
         passwords.verify_against_dummy(password)
+        repository.record_audit_event("login_failed", audit_context(), email=email)
         raise InvalidCredentials()
     if not passwords.verify_password(user.password_hash, password):
+        repository.record_audit_event("login_failed", audit_context(), user.id, email)
         raise InvalidCredentials()
     if passwords.needs_rehash(user.password_hash):
         repository.set_password_hash(user, passwords.hash_password(password))
-    return user, repository.current_credential(user)
+    return user, repository.current_credential(user, audit_context())
 
 
 def revoke_tokens(user):
     """Rotate the user's signing credential: every token issued before is refused."""
-    return repository.rotate_credential(user)
+    return repository.rotate_credential(user, audit_context())

@@ -57,3 +57,24 @@ def revoke_tokens(email):
 def show(email):
     """Print an account's user object (never its password hash)."""
     click.echo(json.dumps(USER_SCHEMA.dump(find_user_or_exit(email)), indent=2))
+
+
+@accounts_cli.command("audit")
+@click.option("--email", help="Only the events of this e-mail address.")
+@click.option("--limit", default=100, show_default=True, help="How many events, newest first.")
+def audit(email, limit):
+    """Print the audit trail, newest first: time, event, e-mail, user, client IP, request."""
+    events = repository.audit_events(normalised_email(email) if email else None, limit)
+    for event in events:
+        click.echo(
+            "\t".join(
+                [
+                    event.created_at.isoformat(timespec="seconds"),
+                    event.event,
+                    event.email or "-",
+                    event.user_id or "-",
+                    event.client_ip or "-",
+                    event.request_id or "-",
+                ]
+            )
+        )

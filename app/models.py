@@ -95,3 +95,43 @@ class SigningCredential(db.Model):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class AuditEvent(db.Model):
+    """Something that happened to an account, written in the transaction that did it."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=utc_now, index=True
+    )
+    event: Mapped[str] = mapped_column(sa.String(32))
+    user_id: Mapped[str | None] = mapped_column(sa.String(36), default=None, index=True)
+    email: Mapped[str] = mapped_column(sa.String(254), default="", index=True)
+    client_ip: Mapped[str] = mapped_column(sa.String(64), default="")
+    request_id: Mapped[str] = mapped_column(sa.String(128), default="")
+
+
+class IdempotencyKey(db.Model):
+    """A sign-up's Idempotency-Key: what it was used with and what it answered."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        sa.UniqueConstraint("endpoint", "key", name="uq_idempotency_keys_endpoint_key"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    endpoint: Mapped[str] = mapped_column(sa.String(64))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=utc_now, index=True
+    )
+    # None while the first request is being processed.
+    status: Mapped[int | None] = mapped_column(sa.Integer, default=None)
+    user_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)

@@ -5,6 +5,7 @@ Plain functions over `db.session`. Views never touch the session; models never c
 
 import secrets
 import string
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -15,10 +16,12 @@ from app.models import (
     CUSTOMER_ROLE,
     STATE_ACTIVED,
     STATE_CARD_NOT_FOUND,
+    AuditEvent,
     Company,
     Role,
     SigningCredential,
     User,
+    new_uuid,
 )
 
 CREDENTIAL_KEY_ALPHABET = string.ascii_letters + string.digits
@@ -27,6 +30,41 @@ CREDENTIAL_KEY_LENGTH = 32
 
 class DuplicateEmail(Exception):
     """An account with this normalised e-mail exists (the unique index said so)."""
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who asked: recorded with every audit event."""
+
+    client_ip: str = ""
+    request_id: str = ""
+
+
+def _add_audit_event(event, context, user_id=None, email=""):
+    """Add an audit event to the current transaction (committed with what it records)."""
+    db.session.add(
+        AuditEvent(
+            event=event,
+            user_id=user_id,
+            email=email,
+            client_ip=context.client_ip,
+            request_id=context.request_id,
+        )
+    )
+
+
+def record_audit_event(event, context, user_id=None, email=""):
+    """Write an audit event that records no other change (a refused sign-up or log-in)."""
+    _add_audit_event(event, context, user_id, email)
+    db.session.commit()
+
+
+def audit_events(email=None, limit=100):
+    """The newest audit events first, optionally of one e-mail."""
+    query = sa.select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if email:
+        query = query.where(AuditEvent.email == email)
+    return db.session.scalars(query.limit(limit)).all()
 
 
 def new_credential_key():
@@ -52,12 +90,14 @@ def get_role(name):
     return db.session.scalar(sa.select(Role).where(Role.name == name))
 
 
-def _create_account(fields, password_hash, role_name, state, company):
-    """Write user, company (if any) and signing credential in one transaction."""
+def _create_account(fields, password_hash, role_name, state, company, context):
+    """Write user, company (if any), signing credential and the audit event in one
+    transaction."""
     role = get_role(role_name)
     if role is None:
         raise RuntimeError(f"system role {role_name!r} is missing: run the migrations")
     user = User(
+        id=new_uuid(),
         first_name=fields["first_name"],
         last_name=fields["last_name"],
         email=fields["email"],
@@ -68,6 +108,7 @@ def _create_account(fields, password_hash, role_name, state, company):
     )
     credential = SigningCredential(key=new_credential_key(), user=user)
     db.session.add_all([user, credential] + ([company] if company else []))
+    _add_audit_event("account_created", context, user.id, user.email)
     try:
         db.session.commit()
     except IntegrityError:
@@ -79,14 +120,17 @@ def _create_account(fields, password_hash, role_name, state, company):
     return user, credential
 
 
-def create_admin_account(fields, password_hash):
+def create_admin_account(fields, password_hash, context=AuditContext()):
     """Create an admin: a new company, the Admin role, state CARD_NOT_FOUND."""
-    return _create_account(fields, password_hash, ADMIN_ROLE, STATE_CARD_NOT_FOUND, Company())
+    company = Company()
+    return _create_account(
+        fields, password_hash, ADMIN_ROLE, STATE_CARD_NOT_FOUND, company, context
+    )
 
 
-def create_customer_account(fields, password_hash):
+def create_customer_account(fields, password_hash, context=AuditContext()):
     """Create a customer: no company, the Customer role, state ACTIVED."""
-    return _create_account(fields, password_hash, CUSTOMER_ROLE, STATE_ACTIVED, None)
+    return _create_account(fields, password_hash, CUSTOMER_ROLE, STATE_ACTIVED, None, context)
 
 
 def find_credential(key):
@@ -112,8 +156,9 @@ def set_password_hash(user, password_hash):
     db.session.commit()
 
 
-def current_credential(user):
-    """The user's newest signing credential, created if the user has none."""
+def current_credential(user, context=None):
+    """The user's newest signing credential, created if the user has none; with a
+    context, the successful log-in is recorded in the same transaction."""
     credential = db.session.scalar(
         sa.select(SigningCredential)
         .where(SigningCredential.user_id == user.id)
@@ -123,11 +168,13 @@ def current_credential(user):
     if credential is None:
         credential = SigningCredential(key=new_credential_key(), user=user)
         db.session.add(credential)
+    if context is not None:
+        _add_audit_event("login_succeeded", context, user.id, user.email)
     db.session.commit()
     return credential
 
 
-def rotate_credential(user):
+def rotate_credential(user, context=AuditContext()):
     """Delete every signing credential of the user and create a new one, in one transaction.
 
     Every token signed before is refused from then on; the new key signs the next login.
@@ -135,6 +182,7 @@ def rotate_credential(user):
     db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user.id))
     credential = SigningCredential(key=new_credential_key(), user=user)
     db.session.add(credential)
+    _add_audit_event("tokens_revoked", context, user.id, user.email)
     db.session.commit()
     return credential
 

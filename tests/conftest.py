@@ -15,7 +15,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import db
-from app.models import Company, SigningCredential, User
+from app.models import AuditEvent, Company, IdempotencyKey, SigningCredential, User
 from tests.helpers import Api
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -127,7 +127,7 @@ def database_url(request):
 
 def empty_account_tables():
     """Delete every account (the seeded roles stay)."""
-    for model in (SigningCredential, User, Company):
+    for model in (SigningCredential, User, Company, AuditEvent, IdempotencyKey):
         db.session.execute(sa.delete(model))
     db.session.commit()
 
