@@ -87,6 +87,9 @@ class Config:
     RATELIMIT_SIGNUP = os.environ.get("RATELIMIT_SIGNUP", "20/minute")
     RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute")
     RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "60/minute")
+    # Idempotency-Key: how long a key is kept, and how long a retry waits for the first.
+    IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60)
+    IDEMPOTENCY_WAIT_SECONDS = env_int("IDEMPOTENCY_WAIT_SECONDS", 10, minimum=0)
     # How many proxies in front may set X-Forwarded-For (0: use the socket's address).
     TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
     GENERATE_SECRET_KEY = False

@@ -62,6 +62,11 @@ def authenticate(email, password):
     return user, repository.current_credential(user, audit_context())
 
 
+def current_credential(user):
+    """The credential new tokens of this user are signed with."""
+    return repository.current_credential(user)
+
+
 def revoke_tokens(user):
     """Rotate the user's signing credential: every token issued before is refused."""
     return repository.rotate_credential(user, audit_context())

@@ -103,10 +103,20 @@ def read_json_object():
     return parse_json_object(read_body())
 
 
-def load_json(schema):
-    """Read the body and load it with a schema; every broken rule of every field is
-    reported at once (400 VALIDATION_ERROR)."""
+def load_json(schema, header_errors=None):
+    """Read the body and load it with a schema; every broken rule of every field (and of
+    the headers the caller checked) is reported at once (400 VALIDATION_ERROR)."""
+    return load_json_with_body(schema, header_errors)[0]
+
+
+def load_json_with_body(schema, header_errors=None):
+    """(loaded fields, the parsed body as sent)."""
+    body = read_json_object()
+    errors = dict(header_errors or {})
     try:
-        return schema.load(read_json_object())
+        fields = schema.load(body)
     except ValidationError as error:
-        raise ValidationFailed(fields=error.messages) from None
+        errors.update(error.messages)
+    if errors:
+        raise ValidationFailed(fields=errors)
+    return fields, body

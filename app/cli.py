@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from app import accounts, repository
+from app import accounts, idempotency, repository
 from app.errors import EmailTaken
 from app.schemas import SIGNUP_SCHEMA, USER_SCHEMA, normalised_email
 
@@ -78,3 +78,10 @@ def audit(email, limit):
                 ]
             )
         )
+
+
+@accounts_cli.command("purge-idempotency-keys")
+def purge_idempotency_keys():
+    """Delete expired Idempotency-Keys (older than IDEMPOTENCY_TTL_SECONDS); run from cron."""
+    deleted = repository.purge_idempotency_keys(idempotency.expiry_cut_off())
+    click.echo(f"Deleted {deleted} expired idempotency keys.")

@@ -88,6 +88,22 @@ class InvalidToken(APIError):
         super().__init__(message, fields, {"WWW-Authenticate": "Bearer", **(headers or {})})
 
 
+class IdempotencyKeyReused(APIError):
+    """The Idempotency-Key was used with a different body on this endpoint."""
+
+    status = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This Idempotency-Key was already used with a different request body."
+
+
+class IdempotencyKeyInProgress(APIError):
+    """The first request with this Idempotency-Key is still being processed."""
+
+    status = 409
+    code = "IDEMPOTENCY_KEY_IN_PROGRESS"
+    message = "A request with this Idempotency-Key is still being processed; retry later."
+
+
 class RateLimited(APIError):
     """Too many attempts from one client; Retry-After says when to try again."""
 

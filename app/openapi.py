@@ -19,9 +19,10 @@ ERROR_DESCRIPTIONS = {
     401: "INVALID_CREDENTIALS (log-in) or INVALID_TOKEN (bearer)",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
-    409: "EMAIL_TAKEN",
+    409: "EMAIL_TAKEN, or IDEMPOTENCY_KEY_IN_PROGRESS (with Retry-After)",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "IDEMPOTENCY_KEY_REUSED: the key was used with another body",
     429: "RATE_LIMITED: too many attempts; Retry-After says when to retry",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE: the database cannot be reached",
@@ -32,6 +33,14 @@ NO_STORE = {"Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}
 BEARER_CHALLENGE = {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True}}
 ERROR_HEADERS = {401: BEARER_CHALLENGE, 429: RETRY_AFTER}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retries with the same key and an equal body within 24 h get the first "
+    "answer again (same user, a valid token) instead of a 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
 
 
 def json_response(description, schema, headers=None):
@@ -62,10 +71,11 @@ def signup_operation(summary, description):
         "summary": summary,
         "description": description,
         "tags": ["sign-up"],
+        "parameters": [IDEMPOTENCY_KEY],
         "requestBody": json_body("SignupRequest"),
         "responses": {
             "201": json_response("Account created", "AuthEnvelope", NO_STORE),
-            **error_responses(*BODY_ERRORS, 409, 429, *SERVER_ERRORS),
+            **error_responses(*BODY_ERRORS, 409, 422, 429, *SERVER_ERRORS),
         },
     }
 

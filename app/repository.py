@@ -18,6 +18,7 @@ from app.models import (
     STATE_CARD_NOT_FOUND,
     AuditEvent,
     Company,
+    IdempotencyKey,
     Role,
     SigningCredential,
     User,
@@ -200,3 +201,51 @@ def rollback():
         db.session.rollback()
     except Exception:  # noqa: BLE001 - a dead connection must not hide the original error
         pass
+
+
+def claim_idempotency_key(endpoint, key, fingerprint):
+    """Insert the key as in progress. Returns (row, True) when this request claimed it, or
+    (the existing row, False) when another request did (the unique index decides)."""
+    row = IdempotencyKey(endpoint=endpoint, key=key, fingerprint=fingerprint)
+    db.session.add(row)
+    try:
+        db.session.commit()
+        return row, True
+    except IntegrityError:
+        db.session.rollback()
+    return get_idempotency_key(endpoint, key), False
+
+
+def get_idempotency_key(endpoint, key):
+    """The key's row as the database has it now (or None), without holding a transaction."""
+    row = db.session.scalar(
+        sa.select(IdempotencyKey)
+        .where(IdempotencyKey.endpoint == endpoint, IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
+    )
+    _end_read_transaction()
+    return row
+
+
+def complete_idempotency_key(row, status, user_id=None):
+    """Store what the first request answered."""
+    row.status = status
+    row.user_id = user_id
+    db.session.commit()
+
+
+def release_idempotency_key(row):
+    """Forget a key whose request failed (a 5xx or a 429): a retry may run again."""
+    rollback()
+    db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
+    db.session.commit()
+
+
+def purge_idempotency_keys(created_before, endpoint=None, key=None):
+    """Delete keys older than the cut-off (all of them, or one endpoint's key)."""
+    query = sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < created_before)
+    if endpoint is not None:
+        query = query.where(IdempotencyKey.endpoint == endpoint, IdempotencyKey.key == key)
+    deleted = db.session.execute(query.execution_options(synchronize_session="fetch")).rowcount
+    db.session.commit()
+    return deleted

@@ -1,0 +1,205 @@
+"""Idempotent sign-up: retries with the same Idempotency-Key get the first answer."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app, passwords, repository
+from app.extensions import db
+from app.idempotency import fingerprint
+from app.models import IdempotencyKey, User
+from tests.helpers import SIGNUP_PATHS, Api, error_of, fresh_email, signup_body
+
+
+def post(api, kind, body, key, **headers):
+    """A sign-up with an Idempotency-Key."""
+    return api.signup(kind, body, headers={"Idempotency-Key": key, **headers})
+
+
+def user_count(app):
+    """Rows in users."""
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(User))
+
+
+@pytest.mark.parametrize("kind", ["admin", "customer"])
+def test_retry_gets_the_first_answer(app, api, kind):
+    body = signup_body()
+    first = post(api, kind, body, "key-1")
+    again = post(api, kind, body, "key-1")
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["data"]["user"] == first.get_json()["data"]["user"]
+    assert again.headers["Cache-Control"] == "no-store"
+    assert api.me(again.get_json()["data"]["access_token"]).status_code == 200
+    assert user_count(app) == 1
+
+
+def test_equal_json_in_another_order_and_spacing_is_the_same_body(app, api):
+    body = signup_body()
+    first = post(api, "customer", body, "k-order")
+    reordered = (
+        b'{ "password": "%s" , "email": "%s", "last_name": "Test", "first_name": "Admin" }'
+        % (
+            body["password"].encode(),
+            body["email"].encode(),
+        )
+    )
+    again = api.client.post(
+        SIGNUP_PATHS["customer"],
+        data=reordered,
+        content_type="application/json",
+        headers={"Idempotency-Key": "k-order"},
+    )
+    assert again.status_code == 201
+    assert again.get_json()["data"]["user"]["id"] == first.get_json()["data"]["user"]["id"]
+
+
+def test_same_key_with_another_body_is_422(app, api):
+    post(api, "admin", signup_body(), "k-reuse")
+    response = post(api, "admin", signup_body(), "k-reuse")
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert user_count(app) == 1
+
+
+def test_keys_are_scoped_to_the_endpoint(app, api):
+    assert post(api, "admin", signup_body(), "k-scope").status_code == 201
+    assert post(api, "customer", signup_body(), "k-scope").status_code == 201
+    assert user_count(app) == 2
+
+
+def test_without_a_key_a_repeat_is_a_409(api):
+    body = signup_body()
+    api.signup("customer", body)
+    assert api.signup("customer", body).status_code == 409
+
+
+def test_first_answer_409_is_replayed(api):
+    body = signup_body()
+    api.signup("customer", body)
+    assert post(api, "customer", body, "k-409").status_code == 409
+    again = post(api, "customer", body, "k-409")
+    assert again.status_code == 409 and error_of(again)["code"] == "EMAIL_TAKEN"
+
+
+@pytest.mark.parametrize("key", ["", "a" * 256, "tab\there", "é-key", "nul\x7f"])
+def test_malformed_key_is_a_validation_error(client, key):
+    response = client.post(
+        SIGNUP_PATHS["admin"], json=signup_body(), headers={"Idempotency-Key": key}
+    )
+    assert response.status_code == 400
+    assert error_of(response)["fields"] == {
+        "Idempotency-Key": ["Must be 1-255 printable ASCII characters."]
+    }
+
+
+def test_key_of_255_printable_characters_is_fine(api):
+    assert post(api, "admin", signup_body(), "~" + "a" * 253 + " ").status_code == 201
+
+
+def test_bad_key_and_bad_body_are_reported_together(client):
+    response = client.post(
+        SIGNUP_PATHS["admin"], json={"email": "x"}, headers={"Idempotency-Key": ""}
+    )
+    assert {"Idempotency-Key", "email", "password"} <= set(error_of(response)["fields"])
+
+
+def test_failed_first_request_lets_a_retry_run(app, api, monkeypatch):
+    from app import accounts
+
+    body = signup_body()
+
+    def broken(*_args):
+        raise RuntimeError("boom")
+
+    with monkeypatch.context() as patch:
+        patch.setitem(accounts.CREATORS, "admin", broken)
+        assert post(api, "admin", body, "k-fail").status_code == 500
+    assert post(api, "admin", body, "k-fail").status_code == 201
+    assert user_count(app) == 1
+
+
+def test_still_in_progress_after_the_wait_is_409(app, database_url):
+    quick = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "IDEMPOTENCY_WAIT_SECONDS": 0})
+    body = signup_body()
+    with quick.test_request_context(SIGNUP_PATHS["admin"]):
+        body_fingerprint = fingerprint(body)
+    with quick.app_context():  # another request holds the key and has not finished
+        repository.claim_idempotency_key("signup.admin_signup", "k-busy", body_fingerprint)
+    response = Api(quick.test_client()).signup("admin", body, headers={"Idempotency-Key": "k-busy"})
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "IDEMPOTENCY_KEY_IN_PROGRESS"
+    assert response.headers["Retry-After"] == "1"
+    with quick.app_context():
+        db.engine.dispose()
+
+
+def test_concurrent_requests_with_one_key_create_one_account(app, api, monkeypatch):
+    real_hash = passwords.hash_password
+
+    def slow_hash(password):
+        time.sleep(0.3)
+        return real_hash(password)
+
+    monkeypatch.setattr(passwords, "hash_password", slow_hash)
+    body = signup_body()
+    results = []
+
+    def send():
+        results.append(post(Api(app.test_client()), "customer", body, "k-race"))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [r.status_code for r in results] == [201] * 4
+    assert len({r.get_json()["data"]["user"]["id"] for r in results}) == 1
+    assert user_count(app) == 1
+
+
+def test_expired_key_is_forgotten(app, api):
+    post(api, "admin", signup_body(), "k-old")
+    with app.app_context():
+        db.session.execute(
+            sa.update(IdempotencyKey).values(created_at=datetime.now(UTC) - timedelta(days=2))
+        )
+        db.session.commit()
+    assert post(api, "admin", signup_body(), "k-old").status_code == 201
+    assert user_count(app) == 2
+
+
+def test_purge_command_deletes_only_expired_keys(app, api, runner):
+    post(api, "admin", signup_body(), "k-purge-old")
+    post(api, "admin", signup_body(), "k-purge-new")
+    with app.app_context():
+        db.session.execute(
+            sa.update(IdempotencyKey)
+            .where(IdempotencyKey.key == "k-purge-old")
+            .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+        )
+        db.session.commit()
+    result = runner.invoke(args=["accounts", "purge-idempotency-keys"])
+    assert result.exit_code == 0 and "Deleted 1" in result.output
+    with app.app_context():
+        assert db.session.scalars(sa.select(IdempotencyKey.key)).all() == ["k-purge-new"]
+
+
+def test_replay_spends_no_rate_limit(app, database_url):
+    limited = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_SIGNUP": "1/minute",
+            "RATELIMIT_KEY_PREFIX": fresh_email(),
+        }
+    )
+    api = Api(limited.test_client())
+    body = signup_body()
+    for _ in range(3):
+        assert post(api, "admin", body, "k-limit").status_code == 201
+    with limited.app_context():
+        db.engine.dispose()
