@@ -90,6 +90,8 @@ class Config:
     # Idempotency-Key: how long a key is kept, and how long a retry waits for the first.
     IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60)
     IDEMPOTENCY_WAIT_SECONDS = env_int("IDEMPOTENCY_WAIT_SECONDS", 10, minimum=0)
+    # Origins (comma-separated) whose pages may call the API from a browser: the website.
+    CORS_ORIGINS = [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
     # How many proxies in front may set X-Forwarded-For (0: use the socket's address).
     TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
     GENERATE_SECRET_KEY = False

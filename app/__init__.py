@@ -4,6 +4,7 @@ import logging
 import os
 
 from flask import Flask, request
+from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import observability, passwords, ratelimit
@@ -67,10 +68,26 @@ def register_extensions(app):
     passwords.init_app(app)
     ratelimit.init_app(app)
     observability.init_app(app)
+    register_cors(app)
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         # Only then is X-Forwarded-For believed: a client could write anything there.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
+
+def register_cors(app):
+    """Let the website's origins (CORS_ORIGINS; none by default) call the API."""
+    origins = app.config["CORS_ORIGINS"]
+    if not origins:
+        return
+    CORS(
+        app,
+        resources={r"/api/*": {"origins": origins}},
+        methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
 
 
 def register_blueprints(app):
