@@ -71,15 +71,24 @@ class Config:
     DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 3000, minimum=1)
     DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 2000, minimum=1)
     SQLITE_BUSY_TIMEOUT_MS = env_int("SQLITE_BUSY_TIMEOUT_MS", 3000, minimum=1)
+    # NORMAL, SQLite's advice for WAL mode: no fsync per commit (measured: bench/results/
+    # tuning.md); a power cut may lose the last commits, never the database. FULL fsyncs
+    # every commit.
+    SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "NORMAL").upper()
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024, minimum=1024)
     ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", 86400, minimum=1)
     # argon2-cffi's defaults (RFC 9106 low-memory profile): t=3, m=64 MiB, p=4.
     ARGON2_TIME_COST = env_int("ARGON2_TIME_COST", 3, minimum=1)
     ARGON2_MEMORY_COST = env_int("ARGON2_MEMORY_COST", 65536, minimum=8)
     ARGON2_PARALLELISM = env_int("ARGON2_PARALLELISM", 4, minimum=1)
-    # Hashes (and verifications) in flight per process; more wait their turn. Hashing
-    # is CPU-bound, so more than the cores only adds memory, not throughput.
-    ARGON2_MAX_CONCURRENT = env_int("ARGON2_MAX_CONCURRENT", os.cpu_count() or 2, minimum=1)
+    # Hashes (and verifications) in flight per process; more wait their turn. Hashing is
+    # CPU-bound: in all, as many as cores (cores / workers per process) came closest to
+    # the argon2 limit (bench/results/tuning.md); more only adds memory.
+    ARGON2_MAX_CONCURRENT = env_int(
+        "ARGON2_MAX_CONCURRENT",
+        max(1, (os.cpu_count() or 1) // env_int("WEB_CONCURRENCY", os.cpu_count() or 1, minimum=1)),
+        minimum=1,
+    )
     # Abuse limits (Flask-Limiter notation), checked after validation.
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")

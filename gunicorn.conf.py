@@ -17,10 +17,15 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lumyri-metrics-")
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# argon2 releases the GIL while hashing, so a few threads per process keep the cores
-# busy while other requests validate or wait on the database.
+# Chosen from measurement (bench/results/tuning.md, 2 cores): gthread, one worker per
+# core, 4 threads each, one hash in flight per worker (ARGON2_MAX_CONCURRENT's default,
+# cores / workers) came closest to the argon2 limit: sign-up 1.02, log-in 1.06 at
+# concurrency 8, against 0.87/0.89 with two hashes per worker and 0.87/0.91 with 4 sync
+# workers. argon2 releases the GIL while hashing, so the other threads validate, reject
+# and talk to the database meanwhile; with sync workers a rejected request waits behind
+# a hash.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
@@ -55,8 +60,9 @@ def post_fork(server, worker):
     from app.extensions import db
 
     app = worker.app.wsgi()
-    with app.app_context():
-        db.engine.dispose(close=False)
+    if "sqlalchemy" in getattr(app, "extensions", {}):  # the benchmark's floor app has none
+        with app.app_context():
+            db.engine.dispose(close=False)
 
 
 # Requests gunicorn refuses before the app sees them (a bad request line, a URI or

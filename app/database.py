@@ -35,13 +35,19 @@ def configure_database(app):
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
-def sqlite_connection_hook(busy_timeout_ms):
-    """WAL, a busy timeout and foreign keys on every SQLite connection."""
+SQLITE_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def sqlite_connection_hook(busy_timeout_ms, synchronous="FULL"):
+    """WAL, a busy timeout, the fsync policy and foreign keys on every SQLite connection."""
+    if synchronous not in SQLITE_SYNCHRONOUS_MODES:
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_MODES}")
 
     def on_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -66,7 +72,9 @@ def install_connection_hooks(app):
     """Attach the per-connection settings to the app's engine (after db.init_app)."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("sqlite"):
-        hook = sqlite_connection_hook(app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        hook = sqlite_connection_hook(
+            app.config["SQLITE_BUSY_TIMEOUT_MS"], app.config["SQLITE_SYNCHRONOUS"]
+        )
     elif uri.startswith("postgresql"):
         hook = postgres_connection_hook(
             app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_LOCK_TIMEOUT_MS"]

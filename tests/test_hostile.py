@@ -368,6 +368,7 @@ def test_hostile_request(app, client, method, path, data, content_type, headers,
     )
     assert response.status_code == status
     assert response.mimetype == "application/json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     payload = response.get_json()
     assert payload["data"] is None and payload["error"]["code"] == code
     assert client.get("/healthz").status_code == 200

@@ -1,0 +1,165 @@
+"""Load generators for the benchmark: wrk when installed, else a Python asyncio client.
+
+Both send POSTs of a JSON body template for a bounded time over keep-alive connections
+to a loopback address, and report throughput, p50/p90/p99 latency and the number of
+answers that were not the expected status.
+"""
+
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+
+WRK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk", "post.lua")
+
+
+def load_tool():
+    """'wrk' when the Debian package is installed, else 'asyncio'."""
+    return "wrk" if shutil.which("wrk") else "asyncio"
+
+
+def fill(template, tag, thread, counter, accounts):
+    """The body of one request (see wrk/post.lua for the placeholders)."""
+    fresh = f"a{tag}-{thread}-{counter}@bench.example"
+    account = f"login-{tag}-{(counter * 7 + thread) % accounts}@bench.example"
+    return template.replace("{{EMAIL}}", fresh).replace("{{ACCOUNT}}", account)
+
+
+def run_load(port, path, template, expected, concurrency, seconds, tag, accounts=1, tool=None):
+    """Run one load and return its figures."""
+    tool = tool or load_tool()
+    if tool == "wrk":
+        return _run_wrk(port, path, template, expected, concurrency, seconds, tag, accounts)
+    return asyncio.run(
+        _run_asyncio(port, path, template, expected, concurrency, seconds, tag, accounts)
+    )
+
+
+def _run_wrk(port, path, template, expected, concurrency, seconds, tag, accounts):
+    """wrk with the Lua script; its done() prints one JSON line."""
+    command = [
+        "wrk",
+        f"-t{min(2, concurrency)}",
+        f"-c{concurrency}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        WRK_SCRIPT,
+        f"http://127.0.0.1:{port}",
+        "--",
+        path,
+        str(expected),
+        template,
+        tag,
+        str(accounts),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((line for line in run.stdout.splitlines() if line.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {run.stderr.strip() or run.stdout.strip()}")
+    raw = json.loads(line[len("WRKJSON ") :])
+    elapsed = raw["duration_us"] / 1e6
+    return {
+        "requests": raw["requests"],
+        "throughput": raw["requests"] / elapsed,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "unexpected": raw["unexpected"] + raw["socket_errors"],
+    }
+
+
+async def _one_request(reader, writer, path, body):
+    """Send one POST on an open connection and read the status (and the body)."""
+    payload = body.encode()
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next(
+        (
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        ),
+        0,
+    )
+    await reader.readexactly(length)
+    return status
+
+
+async def _client(port, path, template, expected, deadline, tag, number, accounts, results):
+    """One keep-alive connection sending requests until the deadline."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for counter in itertools.count(1):
+            if time.monotonic() >= deadline:
+                return
+            body = fill(template, tag, number, counter, accounts)
+            started = time.perf_counter()
+            try:
+                status = await asyncio.wait_for(_one_request(reader, writer, path, body), 30)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
+                results.append((time.perf_counter() - started, None))
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            results.append((time.perf_counter() - started, status))
+    finally:
+        writer.close()
+
+
+async def _run_asyncio(port, path, template, expected, concurrency, seconds, tag, accounts):
+    """`concurrency` connections for `seconds`."""
+    results = []
+    started = time.monotonic()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(
+            _client(port, path, template, expected, deadline, tag, n, accounts, results)
+            for n in range(concurrency)
+        )
+    )
+    elapsed = time.monotonic() - started
+    return summarise(results, expected, elapsed)
+
+
+def summarise(results, expected, elapsed):
+    """Throughput and latency percentiles of (seconds, status) pairs."""
+    latencies = sorted(seconds for seconds, _ in results) or [0.0]
+    cuts = (
+        statistics.quantiles(latencies, n=100, method="inclusive")
+        if len(latencies) > 1
+        else [latencies[0]] * 99
+    )
+    return {
+        "requests": len(results),
+        "throughput": len(results) / elapsed,
+        "p50_ms": cuts[49] * 1000,
+        "p90_ms": cuts[89] * 1000,
+        "p99_ms": cuts[98] * 1000,
+        "unexpected": sum(1 for _, status in results if status != expected),
+    }
+
+
+async def burst(port, path, template, count, tag):
+    """`count` requests at once, each on its own connection; their statuses."""
+
+    async def one(number):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await _one_request(reader, writer, path, fill(template, tag, number, 0, 1))
+        finally:
+            writer.close()
+
+    return await asyncio.gather(*(one(n) for n in range(count)))

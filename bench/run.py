@@ -1,0 +1,555 @@
+"""`make bench`: how close the service gets to the argon2 limit, and what it costs.
+
+Starts the service with production settings under gunicorn (SQLite by default, Postgres
+when BENCH_DATABASE_URL is set) and measures in one run: the raw argon2 hash and verify
+limits, sign-up and log-in throughput and latency at concurrency 1, 8 and 32, the
+rejection path next to a bare-Flask floor, and peak memory during a 200-request burst.
+Writes bench/results/latest.{json,md,png}. Every load is bounded in time, on loopback.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.load import burst, load_tool, run_load  # noqa: E402
+
+SIGNUP = {"admin": "/api/v1/auth/admin/signup", "customer": "/api/v1/auth/customer/signup"}
+LOGIN = "/api/v1/auth/login"
+PASSWORD = "Password@123"
+SIGNUP_BODY = (
+    '{"first_name": "Bench", "last_name": "User", "email": "{{EMAIL}}", "password": "%s"}'
+    % PASSWORD
+)
+LOGIN_BODY = '{"email": "{{ACCOUNT}}", "password": "%s"}' % PASSWORD
+INVALID_BODY = '{"first_name": "", "last_name": 7, "email": "nope", "password": "short"}'
+TARGETS = {"signup": 0.90, "login": 0.90, "rejection": 0.70, "p99_over_p50": 3.0}
+
+
+def cores():
+    """The cores this process (and so the service) may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def argon2_params(env):
+    """The service's argon2 parameters, as its config reads them."""
+    return {
+        "time_cost": int(env.get("ARGON2_TIME_COST", 3)),
+        "memory_cost": int(env.get("ARGON2_MEMORY_COST", 65536)),
+        "parallelism": int(env.get("ARGON2_PARALLELISM", 4)),
+    }
+
+
+def _hash_worker(args):
+    """Hash (or verify) in a loop for `seconds`; return how many."""
+    mode, params, seconds = args
+    from argon2 import PasswordHasher
+
+    hasher = PasswordHasher(**params)
+    stored = hasher.hash(PASSWORD)
+    done, started = 0, time.monotonic()
+    while time.monotonic() < started + seconds:
+        if mode == "hash":
+            hasher.hash(PASSWORD)
+        else:
+            hasher.verify(stored, PASSWORD)
+        done += 1
+    # The last one ends after the deadline: divide by the time really taken.
+    return done / (time.monotonic() - started)
+
+
+def argon2_limit(mode, params, seconds):
+    """Raw hashes (or verifications) per second with one process per core."""
+    with multiprocessing.get_context("spawn").Pool(cores()) as pool:
+        return sum(pool.map(_hash_worker, [(mode, params, seconds)] * cores()))
+
+
+def free_port():
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(port, path, seconds=60):
+    """Poll until the server answers (any status below 500)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
+                if reply.status < 500:
+                    return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+@contextlib.contextmanager
+def gunicorn(app, env, log_path, ready_path):
+    """Serve `app` with the project's gunicorn.conf.py until the block ends."""
+    port = free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_ready(port, ready_path)
+        yield port, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def service_env(database_url, overrides):
+    """Production settings for the service under test."""
+    env = dict(os.environ)
+    env.update(
+        APP_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        DATABASE_URL=database_url,
+        # One client address sends everything: the abuse limits would measure themselves.
+        RATELIMIT_ENABLED="false",
+        PYTHONPATH=ROOT,
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(overrides)
+    return env
+
+
+def settle(process, seconds=60):
+    """Wait until the service has worked off what an earlier load left queued (a load
+    tool stops sending at its deadline; the server still answers what it accepted):
+    the gunicorn processes together use under 10 % of a core for a whole second."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            master = psutil.Process(process.pid)
+            members = [master, *master.children(recursive=True)]
+            before = sum(sum(p.cpu_times()[:2]) for p in members)
+            time.sleep(1)
+            used = sum(sum(p.cpu_times()[:2]) for p in members) - before
+        except psutil.Error:
+            return
+        if used < 0.1:
+            return
+
+
+def loaded(process, port, *args, **kwargs):
+    """run_load, starting from an idle service."""
+    settle(process)
+    return run_load(port, *args, **kwargs)
+
+
+def tree_rss(process):
+    """Resident memory of the gunicorn master and its workers, in MiB, by process."""
+    try:
+        master = psutil.Process(process.pid)
+        members = [master, *master.children(recursive=True)]
+        return {p.pid: p.memory_info().rss / 2**20 for p in members}
+    except psutil.Error:
+        return {}
+
+
+def peak_memory_during(process, action):
+    """(peak total RSS in MiB, peak by process) while `action()` runs."""
+    peak_total, peak_by_pid, running = [0.0], {}, [True]
+
+    def sample():
+        while running[0]:
+            sizes = tree_rss(process)
+            peak_total[0] = max(peak_total[0], sum(sizes.values()))
+            for pid, size in sizes.items():
+                peak_by_pid[pid] = max(peak_by_pid.get(pid, 0), size)
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = action()
+    finally:
+        running[0] = False
+        sampler.join()
+    return peak_total[0], peak_by_pid, result
+
+
+def measure_service(args, env, tag, results, tool):
+    """Sign-up, log-in, rejection and memory figures against one gunicorn service."""
+    migrate = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    with gunicorn("wsgi:app", env, os.path.join(args.work, "service.log"), "/readyz") as (
+        port,
+        process,
+    ):
+        create_login_accounts(port, tag, args.accounts)
+        for kind, path in SIGNUP.items():
+            for concurrency in args.concurrency:
+                results[f"signup_{kind}_c{concurrency}"] = loaded(
+                    process,
+                    port,
+                    path,
+                    SIGNUP_BODY,
+                    201,
+                    concurrency,
+                    args.seconds,
+                    f"{tag}{kind[0]}{concurrency}",
+                    tool=tool,
+                )
+        for concurrency in args.concurrency:
+            results[f"login_c{concurrency}"] = loaded(
+                process,
+                port,
+                LOGIN,
+                LOGIN_BODY,
+                200,
+                concurrency,
+                args.seconds,
+                tag,
+                args.accounts,
+                tool=tool,
+            )
+        results["rejection"] = loaded(
+            process,
+            port,
+            SIGNUP["admin"],
+            INVALID_BODY,
+            400,
+            args.rejection_concurrency,
+            args.seconds,
+            tag,
+            tool=tool,
+        )
+        settle(process)
+        idle = sum(tree_rss(process).values())
+        small_peak, _, _ = peak_memory_during(
+            process,
+            lambda: asyncio.run(
+                burst(port, SIGNUP["customer"], SIGNUP_BODY, args.burst // 8 or 1, tag + "s")
+            ),
+        )
+        settle(process)
+        peak, by_pid, statuses = peak_memory_during(
+            process,
+            lambda: asyncio.run(
+                burst(port, SIGNUP["customer"], SIGNUP_BODY, args.burst, tag + "b")
+            ),
+        )
+        results["memory"] = {
+            "idle_mb": idle,
+            "peak_small_burst_mb": small_peak,
+            "small_burst": args.burst // 8 or 1,
+            "peak_mb": peak,
+            "burst": args.burst,
+            "burst_non_201": sum(1 for status in statuses if status != 201),
+            "processes": len(by_pid),
+            "peak_by_process_mb": sorted(by_pid.values(), reverse=True),
+        }
+
+
+def create_login_accounts(port, tag, count):
+    """The accounts the log-in load signs in to (login-<tag>-<i>@bench.example)."""
+    body = SIGNUP_BODY.replace("{{EMAIL}}", "login-%s-{{N}}@bench.example" % tag)
+    for number in range(count):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{SIGNUP['customer']}",
+            data=body.replace("{{N}}", str(number)).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            assert reply.status == 201
+
+
+def measure_floor(args, env, results, tool):
+    """The bare-Flask floor, with the same gunicorn settings and load."""
+    with gunicorn("bench.floor_app:app", env, os.path.join(args.work, "floor.log"), "/") as (
+        port,
+        _,
+    ):
+        results["floor"] = run_load(
+            port,
+            "/reject",
+            INVALID_BODY,
+            400,
+            args.rejection_concurrency,
+            args.seconds,
+            "floor",
+            tool=tool,
+        )
+
+
+def ratios(results, limits, env, workers):
+    """Each figure against its limit or floor, and the targets."""
+    out = {}
+    for key, figures in results.items():
+        if key.startswith("signup_"):
+            out[key] = figures["throughput"] / limits["hash"]
+        elif key.startswith("login_"):
+            out[key] = figures["throughput"] / limits["verify"]
+    out["rejection"] = results["rejection"]["throughput"] / results["floor"]["throughput"]
+    for kind in SIGNUP:
+        key = f"signup_{kind}_c8"
+        if key in results:
+            out[f"p99_over_p50_{kind}_c8"] = results[key]["p99_ms"] / max(
+                results[key]["p50_ms"], 1e-9
+            )
+    memory = results["memory"]
+    cap = int(env.get("ARGON2_MAX_CONCURRENT", max(1, cores() // workers)))
+    per_hash_mb = argon2_params(env)["memory_cost"] / 1024
+    memory["hash_cap_bound_mb"] = memory["idle_mb"] + workers * cap * per_hash_mb
+    return out
+
+
+def verdicts(results, ratio):
+    """Target: met or not."""
+    checks = {}
+    for kind in SIGNUP:
+        for concurrency in (8, 32):
+            key = f"signup_{kind}_c{concurrency}"
+            if key in ratio:
+                checks[f"{key} >= {TARGETS['signup']}"] = ratio[key] >= TARGETS["signup"]
+    for concurrency in (8, 32):
+        key = f"login_c{concurrency}"
+        if key in ratio:
+            checks[f"{key} >= {TARGETS['login']}"] = ratio[key] >= TARGETS["login"]
+    checks[f"rejection >= {TARGETS['rejection']}"] = ratio["rejection"] >= TARGETS["rejection"]
+    for kind in SIGNUP:
+        key = f"p99_over_p50_{kind}_c8"
+        if key in ratio:
+            checks[f"{key} <= {TARGETS['p99_over_p50']}"] = ratio[key] <= TARGETS["p99_over_p50"]
+    unexpected = sum(
+        f.get("unexpected", 0) for k, f in results.items() if k.startswith(("signup_", "login_"))
+    )
+    checks["no non-201/200 answer under load"] = (
+        unexpected == 0 and results["memory"]["burst_non_201"] == 0
+    )
+    memory = results["memory"]
+    # Bounded by the cap, not by the requests waiting: 8 times the burst, about the same peak.
+    checks[f"peak memory: burst of {memory['burst']} <= 1.1 x burst of {memory['small_burst']}"] = (
+        memory["peak_mb"] <= 1.1 * memory["peak_small_burst_mb"]
+    )
+    checks["peak memory within the hash-cap bound (+10%)"] = (
+        memory["peak_mb"] <= 1.1 * memory["hash_cap_bound_mb"]
+    )
+    return checks
+
+
+def machine():
+    """Where the figures come from."""
+    model = ""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as info:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                "",
+            )
+    return {
+        "cpu": model or platform.processor(),
+        "cores": cores(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def markdown(report):
+    """The table, as Markdown."""
+    limits, results, ratio = report["limits"], report["results"], report["ratios"]
+    lines = [
+        f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; load: "
+        f"{report['tool']}; database: {report['database']}; gunicorn: {report['gunicorn']}; "
+        f"argon2: {report['argon2']}.",
+        "",
+        "| figure | throughput (/s) | p50 ms | p90 ms | p99 ms | non-expected | ratio | to |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| argon2 hash limit | {limits['hash']:.1f} | | | | | 1.00 | |",
+        f"| argon2 verify limit | {limits['verify']:.1f} | | | | | 1.00 | |",
+    ]
+    for key, figures in results.items():
+        if key == "memory":
+            continue
+        to = (
+            "hash limit"
+            if key.startswith("signup_")
+            else "verify limit"
+            if key.startswith("login_")
+            else "floor"
+            if key == "rejection"
+            else ""
+        )
+        value = ratio.get(key)
+        lines.append(
+            f"| {key} | {figures['throughput']:.1f} | {figures['p50_ms']:.1f} | {figures['p90_ms']:.1f} | "
+            f"{figures['p99_ms']:.1f} | {figures['unexpected']} | {'' if value is None else f'{value:.2f}'} | {to} |"
+        )
+    memory = results["memory"]
+    lines += [
+        "",
+        f"Memory: idle {memory['idle_mb']:.0f} MiB; peak during a burst of {memory['small_burst']} sign-ups "
+        f"{memory['peak_small_burst_mb']:.0f} MiB, of {memory['burst']} sign-ups {memory['peak_mb']:.0f} MiB "
+        f"({memory['processes']} processes; bound from the hash cap {memory['hash_cap_bound_mb']:.0f} MiB; "
+        f"non-201 in the burst: {memory['burst_non_201']}).",
+        "",
+        "| target | met |",
+        "|---|---|",
+        *[f"| {name} | {'yes' if met else '**no**'} |" for name, met in report["targets"].items()],
+    ]
+    for kind in SIGNUP:
+        key = f"p99_over_p50_{kind}_c8"
+        if key in ratio:
+            lines.append(f"\np99/p50 for {kind} sign-up at concurrency 8: {ratio[key]:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report, path):
+    """Throughput and p99 against concurrency, sign-up and log-in."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results, levels = report["results"], report["concurrency"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, prefix in (
+        ("admin sign-up", "signup_admin_c"),
+        ("customer sign-up", "signup_customer_c"),
+        ("log-in", "login_c"),
+    ):
+        left.plot(
+            levels, [results[f"{prefix}{c}"]["throughput"] for c in levels], marker="o", label=name
+        )
+        right.plot(
+            levels, [results[f"{prefix}{c}"]["p99_ms"] for c in levels], marker="o", label=name
+        )
+    left.axhline(report["limits"]["hash"], linestyle="--", color="grey", label="argon2 hash limit")
+    left.axhline(
+        report["limits"]["verify"], linestyle=":", color="black", label="argon2 verify limit"
+    )
+    left.set(
+        xlabel="concurrency", ylabel="requests / s", title="Throughput", xscale="log", xticks=levels
+    )
+    right.set(xlabel="concurrency", ylabel="ms", title="p99 latency", xscale="log", xticks=levels)
+    for axis in (left, right):
+        axis.set_xticklabels([str(c) for c in levels])
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(f"Lumyri accounts on {report['machine']['cores']} cores ({report['tool']})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def parse_args(argv):
+    """Command-line options (the defaults are the full benchmark)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # Long enough that the work cut off at the end of a load (up to one hash per slot)
+    # is a small part of it: at 15 s, a few per cent on two cores with the default argon2.
+    parser.add_argument("--seconds", type=float, default=15, help="length of each load")
+    parser.add_argument(
+        "--limit-seconds", type=float, default=10, help="length of each argon2 limit run"
+    )
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rejection-concurrency", type=int, default=32)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--accounts", type=int, default=32, help="accounts the log-in load uses")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    parser.add_argument("--name", default="latest", help="file name stem of the results")
+    parser.add_argument("--tool", choices=["wrk", "asyncio"], default=None)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny, quick run that checks the harness"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the service (e.g. WEB_CONCURRENCY=3)",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.seconds, args.limit_seconds, args.concurrency = 1, 1, [1, 2]
+        args.rejection_concurrency, args.burst, args.accounts = 2, 8, 2
+    return args
+
+
+def main(argv=None):
+    """Run everything, print the table, write the results."""
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    args.work = tempfile.mkdtemp(prefix="lumyri-bench-")
+    tool = args.tool or load_tool()
+    overrides = dict(setting.split("=", 1) for setting in args.set)
+    if args.smoke:
+        overrides.setdefault("ARGON2_TIME_COST", "1")
+        overrides.setdefault("ARGON2_MEMORY_COST", "1024")
+        overrides.setdefault("ARGON2_PARALLELISM", "1")
+    database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{args.work}/bench.db"
+    env = service_env(database_url, overrides)
+    params = argon2_params(env)
+    workers = int(env.get("WEB_CONCURRENCY", cores()))
+    print(f"argon2 {params} on {cores()} cores; load tool: {tool}", flush=True)
+    limits = {
+        "hash": argon2_limit("hash", params, args.limit_seconds),
+        "verify": argon2_limit("verify", params, args.limit_seconds),
+    }
+    results = {}
+    tag = secrets.token_hex(3)
+    measure_service(args, env, tag, results, tool)
+    measure_floor(args, env, results, tool)
+    ratio = ratios(results, limits, env, workers)
+    report = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "machine": machine(),
+        "tool": tool,
+        "database": "postgres" if database_url.startswith("postgres") else "sqlite",
+        "argon2": params,
+        "gunicorn": {
+            "workers": workers,
+            "worker_class": env.get("GUNICORN_WORKER_CLASS", "gthread"),
+            "threads": int(env.get("GUNICORN_THREADS", 4)),
+        },
+        "settings": overrides,
+        "concurrency": args.concurrency,
+        "limits": limits,
+        "results": results,
+        "ratios": ratio,
+    }
+    report["targets"] = verdicts(results, ratio)
+    text = markdown(report)
+    print(text)
+    stem = os.path.join(args.out, args.name)
+    with open(stem + ".json", "w") as handle:
+        json.dump(report, handle, indent=2)
+    with open(stem + ".md", "w") as handle:
+        handle.write(text)
+    plot(report, stem + ".png")
+    print(f"written: {stem}.json, .md, .png")
+    return report
+
+
+if __name__ == "__main__":
+    main()
