@@ -35,6 +35,14 @@ def migrate_database(url):
         db.engine.dispose()
 
 
+def unreachable(service, url, error, variable):
+    """A service the tests need is down: fail in CI, skip (with the reason) elsewhere."""
+    reason = f"{service} at {url!r} is not reachable ({type(error).__name__})"
+    if running_in_ci():
+        pytest.fail(f"{reason}; CI requires it (set {variable})", pytrace=False)
+    pytest.skip(f"{reason}; set {variable} to run the {service} tests")
+
+
 def postgres_server_url():
     """The Postgres server to test against, or skip (fail in CI) when it cannot be reached."""
     url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES_URL
@@ -43,10 +51,7 @@ def postgres_server_url():
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as error:
-        reason = f"Postgres at {sa.make_url(url)!r} is not reachable ({type(error).__name__})"
-        if running_in_ci():
-            pytest.fail(f"{reason}; CI requires it (set TEST_DATABASE_URL)", pytrace=False)
-        pytest.skip(f"{reason}; set TEST_DATABASE_URL to run the Postgres tests")
+        unreachable("Postgres", sa.make_url(url), error, "TEST_DATABASE_URL")
     finally:
         engine.dispose()
     return url
@@ -61,10 +66,7 @@ def redis_server_url():
     try:
         client.ping()
     except redis.RedisError as error:
-        reason = f"Redis at {url} is not reachable ({type(error).__name__})"
-        if running_in_ci():
-            pytest.fail(f"{reason}; CI requires it (set TEST_REDIS_URL)", pytrace=False)
-        pytest.skip(f"{reason}; set TEST_REDIS_URL to run the Redis tests")
+        unreachable("Redis", url, error, "TEST_REDIS_URL")
     finally:
         client.close()
     return url
