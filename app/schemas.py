@@ -94,12 +94,20 @@ def name_field():
     return TrimmedString(
         required=True,
         validate=[
-            validate.Length(min=1, error="Must not be empty."),
+            NOT_EMPTY,
             validate.Length(max=NAME_MAX, error=f"Must be at most {NAME_MAX} characters."),
             no_control_characters,
             valid_unicode,
         ],
     )
+
+
+# Rules both sign-up and log-in apply.
+EMAIL_LENGTH = validate.Length(max=EMAIL_MAX, error=f"Must be at most {EMAIL_MAX} characters.")
+PASSWORD_LENGTH = validate.Length(
+    max=PASSWORD_MAX, error=f"Must be at most {PASSWORD_MAX} characters."
+)
+NOT_EMPTY = validate.Length(min=1, error="Must not be empty.")
 
 
 class SignupSchema(Schema):
@@ -112,11 +120,7 @@ class SignupSchema(Schema):
     last_name = name_field()
     email = LowercaseEmail(
         required=True,
-        validate=[
-            validate.Length(max=EMAIL_MAX, error=f"Must be at most {EMAIL_MAX} characters."),
-            valid_unicode,
-            valid_email_syntax,
-        ],
+        validate=[EMAIL_LENGTH, valid_unicode, valid_email_syntax],
     )
     password = fields.String(
         required=True,
@@ -125,7 +129,7 @@ class SignupSchema(Schema):
             validate.Length(
                 min=PASSWORD_MIN, error=f"Must be more than {PASSWORD_MIN - 1} characters."
             ),
-            validate.Length(max=PASSWORD_MAX, error=f"Must be at most {PASSWORD_MAX} characters."),
+            PASSWORD_LENGTH,
             _requires(str.isupper, "Must contain at least one upper-case letter."),
             _requires(str.islower, "Must contain at least one lower-case letter."),
             _requires(str.isdigit, "Must contain at least one digit."),
@@ -144,21 +148,12 @@ class LoginSchema(Schema):
 
     email = LowercaseEmail(
         required=True,
-        validate=[
-            validate.Length(min=1, error="Must not be empty."),
-            validate.Length(max=EMAIL_MAX, error=f"Must be at most {EMAIL_MAX} characters."),
-            no_control_characters,
-            valid_unicode,
-        ],
+        validate=[NOT_EMPTY, EMAIL_LENGTH, no_control_characters, valid_unicode],
     )
     password = fields.String(
         required=True,
         load_only=True,
-        validate=[
-            validate.Length(min=1, error="Must not be empty."),
-            validate.Length(max=PASSWORD_MAX, error=f"Must be at most {PASSWORD_MAX} characters."),
-            valid_unicode,
-        ],
+        validate=[NOT_EMPTY, PASSWORD_LENGTH, valid_unicode],
     )
 
 
