@@ -17,18 +17,27 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lumyri-metrics-")
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# Chosen from measurement (bench/results/tuning.md, 2 cores): gthread, one worker per
-# core, 4 threads each, one hash in flight per worker (ARGON2_MAX_CONCURRENT's default,
-# cores / workers) came closest to the argon2 limit: sign-up 1.02, log-in 1.06 at
-# concurrency 8, against 0.87/0.89 with two hashes per worker and 0.87/0.91 with 4 sync
-# workers. argon2 releases the GIL while hashing, so the other threads validate, reject
-# and talk to the database meanwhile; with sync workers a rejected request waits behind
-# a hash.
+# Chosen from measurement (bench/README.md, 2 cores): gthread, one worker per core,
+# 4 threads each, one hash in flight per worker (ARGON2_MAX_CONCURRENT's default,
+# cores / workers). argon2 releases the GIL while hashing, so the other threads validate,
+# reject and talk to the database meanwhile.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Each worker holds only as many connections as it has threads, and answers each request
+# with "Connection: close": the requests waiting beyond that stay in the kernel's accept
+# queue and go, in arrival order, to whichever worker frees a thread first. With kept-alive
+# connections a client stays on the worker it first reached, so one worker could hold 6
+# of 8 busy clients while the other held 2, and their requests waited 3 times longer
+# (p99 up to 6 x p50 at concurrency 8; bench/README.md). gunicorn warns at start-up
+# that "no keepalived connections can be handled": that is the intent. Behind a proxy
+# that buffers requests (nginx, a cloud load balancer), as gunicorn advises, slow or idle
+# clients never hold these few connections.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", threads))
 timeout = 30
 graceful_timeout = 20
+# With no kept-alive connections, this is how long a new connection may wait for its
+# request to start arriving (gthread) before it is closed.
 keepalive = 5
 limit_request_line = 4094
 limit_request_fields = 50

@@ -4,6 +4,7 @@ import logging
 import os
 
 from flask import Flask, request
+from flask.sessions import SessionInterface
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -23,6 +24,7 @@ def create_app(config=None):
     # INSTANCE_PATH lets a deployment keep the SQLite file and dev key outside the code.
     app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None)
     load_config(app, config)
+    app.session_interface = NoCookieSessions()
     configure_logging(app)
     configure_secret_key(app)
     configure_database(app)
@@ -32,6 +34,18 @@ def create_app(config=None):
     register_response_headers(app)
     register_commands(app)
     return app
+
+
+class NoCookieSessions(SessionInterface):
+    """The API keeps no cookie sessions (a bearer token says who calls): skip Flask's
+    signed session cookie, whose serializer would otherwise be built on every request."""
+
+    def open_session(self, app, request):
+        """Every request gets the null session (writing to it raises)."""
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response):
+        """Nothing to save: no Set-Cookie ever."""
 
 
 def load_config(app, config):

@@ -104,6 +104,23 @@ def test_same_email_burst_gives_one_201_and_the_rest_409(server):
     assert codes == {"EMAIL_TAKEN"}
 
 
+def test_each_answer_closes_its_connection(server):
+    """No kept-alive connections: a client asking for keep-alive still gets
+    "Connection: close", so waiting requests queue in the kernel and go to the first
+    worker with a free thread, in arrival order (gunicorn.conf.py)."""
+    answers = [
+        server.request("GET", "/healthz", headers={"Connection": "keep-alive"}),
+        server.request(
+            "POST",
+            SIGNUP_PATHS["customer"],
+            json.dumps(signup_body()).encode(),
+            {"Content-Type": "application/json", "Connection": "keep-alive"},
+        ),
+    ]
+    assert [status for status, _, _ in answers] == [200, 201]
+    assert [headers["Connection"] for _, headers, _ in answers] == ["close", "close"]
+
+
 def count_users(server, prefix):
     """Users whose e-mail starts with the prefix, counted straight in the database."""
     engine = sa.create_engine(server.database_url)

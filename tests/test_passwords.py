@@ -104,3 +104,52 @@ def _verify_in(app, hashed):
     """Verify in a fresh app context (another thread)."""
     with app.app_context():
         return passwords.verify_password(hashed, PASSWORD)
+
+
+def test_hash_slots_go_to_waiters_in_arrival_order():
+    """A freed slot goes to the longest waiter, never to a later caller (no barging)."""
+    gate = passwords.HashGate(1)
+    assert gate.acquire()
+    order, threads = [], []
+    for number in range(5):
+        thread = threading.Thread(target=_take_and_record, args=(gate, number, order))
+        thread.start()
+        threads.append(thread)
+        _wait_for(lambda n=number: gate.waiting == n + 1)
+    gate.release()
+    assert gate.acquire() is True  # a caller after the five: served after them
+    assert order == [0, 1, 2, 3, 4]
+    gate.release()
+    for thread in threads:
+        thread.join(5)
+    assert not gate.waiting
+
+
+def test_a_freed_slot_is_not_taken_by_a_newcomer():
+    """While someone waits, a non-blocking newcomer is refused even at the hand-over."""
+    gate = passwords.HashGate(1)
+    gate.acquire()
+    order = []
+    waiter = threading.Thread(target=_take_and_record, args=(gate, "waiter", order, 0.2))
+    waiter.start()
+    _wait_for(lambda: gate.waiting == 1)
+    gate.release()
+    assert gate.acquire(blocking=False) is False  # the slot went to the waiter
+    waiter.join(5)
+    assert order == ["waiter"]
+    assert gate.acquire(blocking=False) is True
+
+
+def _take_and_record(gate, name, order, hold=0.0):
+    """Take a slot, note who got it, hold it a moment, give it back."""
+    with gate:
+        order.append(name)
+        time.sleep(hold)
+
+
+def _wait_for(condition, seconds=5):
+    """Poll until `condition()` holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
