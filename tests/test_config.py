@@ -156,3 +156,23 @@ def test_unknown_app_env():
     result = run_python("import wsgi", APP_ENV="staging", SECRET_KEY=STRONG_KEY)
     assert result.returncode == 1
     assert "APP_ENV must be one of" in result.stderr
+
+
+def test_no_cookie_session_even_with_a_secret_key():
+    """The API keeps no cookie sessions: nothing can be put in one, no Set-Cookie goes out
+    (and no session serializer is built per request)."""
+    from flask import session
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": "sqlite://",
+            "SECRET_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+        }
+    )
+    with app.test_request_context("/"):
+        app.preprocess_request()
+        with pytest.raises(RuntimeError):
+            session["user"] = "x"
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
