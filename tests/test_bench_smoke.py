@@ -27,6 +27,7 @@ def test_bench_harness_runs(tmp_path, tool):
     report = json.loads((tmp_path / "latest.json").read_text())
     assert report["tool"] == tool
     assert {"hash", "verify"} == set(report["limits"])
+    assert all(len(runs) == 2 for runs in report["limit_runs"].values())  # start and end
     for key in ("signup_admin_c1", "signup_customer_c2", "login_c2", "rejection", "floor"):
         assert report["results"][key]["requests"] > 0
     assert report["results"]["memory"]["peak_mb"] > 0
