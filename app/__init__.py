@@ -66,6 +66,11 @@ def load_config(app, config):
 
 def configure_logging(app):
     """Plain log lines on stderr unless the host (gunicorn, pytest) set up logging already."""
+    # No log line names its source file and line, thread or multiprocessing name: skip
+    # gathering them for every record (the logging HOWTO's "Optimization" advice).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()

@@ -4,6 +4,7 @@ With PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it), every worker write
 samples to files there and /metrics adds them up (prometheus_client's multiprocess mode).
 """
 
+import functools
 import os
 
 from flask import Blueprint, Response
@@ -41,6 +42,9 @@ PASSWORD_HASH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
 )
 
+# Any token is a method to HTTP: others are counted as OTHER, so a client cannot make up
+# new time series (nor grow the cache below) by inventing methods.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SIGNUP_ROLES = {"signup.admin_signup": "admin", "signup.customer_signup": "customer"}
 SIGNUP_OUTCOMES = {201: "created", 409: "duplicate", 429: "rate_limited"}
 
@@ -54,15 +58,28 @@ def signup_outcome(status):
     return None
 
 
-def record_request(method, endpoint, status, seconds):
-    """Count one answered request (and, for sign-ups, its outcome)."""
+@functools.cache
+def _series(method, endpoint, status):
+    """The (request counter, duration histogram, sign-up counter or None) samples of one
+    kind of answer, looked up once per process rather than once per request."""
     route = endpoint or "unmatched"
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route, str(status)).observe(seconds)
     role = SIGNUP_ROLES.get(endpoint)
     outcome = signup_outcome(status) if role else None
-    if outcome:
-        SIGNUPS.labels(role, outcome).inc()
+    return (
+        HTTP_REQUESTS.labels(method, route, str(status)),
+        HTTP_DURATION.labels(method, route, str(status)),
+        SIGNUPS.labels(role, outcome) if outcome else None,
+    )
+
+
+def record_request(method, endpoint, status, seconds):
+    """Count one answered request (and, for sign-ups, its outcome)."""
+    method = method if method in METHODS else "OTHER"
+    requests, duration, signups = _series(method, endpoint, status)
+    requests.inc()
+    duration.observe(seconds)
+    if signups is not None:
+        signups.inc()
 
 
 def registry():

@@ -1,5 +1,6 @@
 """Marshmallow schemas: the field rules of sign-up and the shape of the user object."""
 
+import re
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
@@ -34,14 +35,15 @@ class LowercaseEmail(fields.String):
         return normalised_email(super()._deserialize(value, attr, data, **kwargs))
 
 
+# A surrogate in a decoded str is always a lone one (JSON's pairs are joined on parsing).
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Unicode's control characters (category Cc): C0 including NUL, DEL and C1.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_lone_surrogate(value):
     """True when the text holds a UTF-16 surrogate that is not part of a character."""
-    return any("\ud800" <= char <= "\udfff" for char in value)
-
-
-def _is_control(char):
-    """C0 (including NUL), DEL and C1 control characters."""
-    return unicodedata.category(char) == "Cc"
+    return LONE_SURROGATE.search(value) is not None
 
 
 def valid_unicode(value):
@@ -52,7 +54,7 @@ def valid_unicode(value):
 
 def no_control_characters(value):
     """Refuse NUL and the other C0/C1 control characters."""
-    if any(_is_control(char) for char in value):
+    if CONTROL_CHARACTER.search(value):
         raise ValidationError("Must not contain control characters.")
 
 
@@ -78,7 +80,7 @@ def _requires(test, message):
     """Build a validator that raises `message` unless some character passes `test`."""
 
     def validator(value):
-        if not any(test(char) for char in value):
+        if not any(map(test, value)):
             raise ValidationError(message)
 
     return validator
