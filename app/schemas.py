@@ -76,19 +76,25 @@ def normalised_email(address):
     return address.strip(TRIMMED).lower()
 
 
-def _requires(test, message):
-    """Build a validator that raises `message` unless some character passes `test`."""
-
-    def validator(value):
-        if not any(map(test, value)):
-            raise ValidationError(message)
-
-    return validator
-
-
 def _is_special(char):
     """Anything that is not a letter, a digit or white space."""
     return not (char.isalnum() or char.isspace())
+
+
+# The kinds of character a password must contain, each with its message.
+PASSWORD_CHARACTER_KINDS = (
+    (str.isupper, "Must contain at least one upper-case letter."),
+    (str.islower, "Must contain at least one lower-case letter."),
+    (str.isdigit, "Must contain at least one digit."),
+    (_is_special, "Must contain at least one special character."),
+)
+
+
+def password_strength(value):
+    """One message for each kind of character the password lacks, in the order above."""
+    missing = [message for test, message in PASSWORD_CHARACTER_KINDS if not any(map(test, value))]
+    if missing:
+        raise ValidationError(missing)
 
 
 def name_field():
@@ -132,10 +138,7 @@ class SignupSchema(Schema):
                 min=PASSWORD_MIN, error=f"Must be more than {PASSWORD_MIN - 1} characters."
             ),
             PASSWORD_LENGTH,
-            _requires(str.isupper, "Must contain at least one upper-case letter."),
-            _requires(str.islower, "Must contain at least one lower-case letter."),
-            _requires(str.isdigit, "Must contain at least one digit."),
-            _requires(_is_special, "Must contain at least one special character."),
+            password_strength,
             valid_unicode,
         ],
     )

@@ -504,7 +504,7 @@ def parse_args(argv):
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rejection-concurrency", type=int, default=32)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="turns of rejection path and floor, each"
+        "--rounds", type=int, default=5, help="turns of rejection path and floor, each"
     )
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--accounts", type=int, default=32, help="accounts the log-in load uses")

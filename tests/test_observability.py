@@ -60,7 +60,8 @@ class TestRequestLog:
             "/api/v1/auth/admin/signup",
             201,
         )
-        assert line["duration_ms"] >= 0 and line["level"] == "INFO" and line["time"]
+        assert line["duration_ms"] >= 0 and line["level"] == "INFO"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"])
         text = JsonFormatter().format(lines[0])
         assert PASSWORD not in text and response.get_json()["data"]["access_token"] not in text
 
@@ -101,6 +102,16 @@ class TestMetrics:
         client.get("/no/such/path/1")
         client.get("/no/such/path/2")
         assert sample(client, "lumyri_http_requests_total", **unmatched) == before_404 + 2
+
+    def test_made_up_methods_are_counted_as_other(self, client):
+        """A client cannot create new time series by inventing HTTP methods."""
+        other = {"method": "OTHER", "endpoint": "unmatched", "status": "405"}
+        before = sample(client, "lumyri_http_requests_total", **other)
+        for method in ("BREW", "WHEN", "XYZZY"):
+            client.open("/healthz", method=method)
+        assert sample(client, "lumyri_http_requests_total", **other) == before + 3
+        text = client.get("/metrics").get_data(as_text=True)
+        assert "BREW" not in text and "XYZZY" not in text
 
     def test_latency_histogram(self, client):
         labels = {"method": "GET", "endpoint": "health.healthz", "status": "200"}
