@@ -30,6 +30,10 @@ def test_bench_harness_runs(tmp_path, tool):
     assert all(len(runs) == 2 for runs in report["limit_runs"].values())  # start and end
     for key in ("signup_admin_c1", "signup_customer_c2", "login_c2", "rejection", "floor"):
         assert report["results"][key]["requests"] > 0
+    for key in ("signup_admin_c1", "login_c2"):  # the limit measured around each figure
+        figures = report["results"][key]
+        assert len(figures["limit_runs"]) == 2
+        assert report["ratios"][key] == figures["throughput"] / figures["limit"]
     assert report["results"]["memory"]["peak_mb"] > 0
     assert (tmp_path / "latest.png").stat().st_size > 0
     assert "| target | met |" in (tmp_path / "latest.md").read_text()
