@@ -508,9 +508,14 @@ def plot(report, path):
         right.plot(
             levels, [results[f"{prefix}{c}"]["p99_ms"] for c in levels], marker="o", label=name
         )
-    left.axhline(report["limits"]["hash"], linestyle="--", color="grey", label="argon2 hash limit")
     left.axhline(
-        report["limits"]["verify"], linestyle=":", color="black", label="argon2 verify limit"
+        report["limits"]["hash"], linestyle="--", color="grey", label="argon2 hash limit (run mean)"
+    )
+    left.axhline(
+        report["limits"]["verify"],
+        linestyle=":",
+        color="black",
+        label="argon2 verify limit (run mean)",
     )
     left.set(
         xlabel="concurrency", ylabel="requests / s", title="Throughput", xscale="log", xticks=levels
