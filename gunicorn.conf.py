@@ -30,9 +30,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # connections a client stays on the worker it first reached, so one worker could hold 6
 # of 8 busy clients while the other held 2, and their requests waited 3 times longer
 # (p99 up to 6 x p50 at concurrency 8; bench/README.md). gunicorn warns at start-up
-# that "no keepalived connections can be handled": that is the intent. Behind a proxy
-# that buffers requests (nginx, a cloud load balancer), as gunicorn advises, slow or idle
-# clients never hold these few connections.
+# that "no keepalived connections can be handled": that is the intent. Idle or slow
+# clients could hold these few connections, so the service must sit behind a proxy that
+# buffers whole requests (nginx, a cloud load balancer), as gunicorn advises (README,
+# Deployment). on_starting() makes this follow --threads given on the command line.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", threads))
 timeout = 30
 graceful_timeout = 20
@@ -51,10 +52,26 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
 def on_starting(server):
-    """Start every run with empty metrics files (left-overs would be added in)."""
+    """Start every run with empty metrics files (left-overs would be added in); let the
+    connection cap follow the threads as finally configured."""
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
+    follow_threads(server.cfg)
+
+
+def follow_threads(cfg):
+    """`--threads 8` on the command line (or in GUNICORN_CMD_ARGS) means 8 connections per
+    worker too; other worker classes (gevent, eventlet) keep gunicorn's own default, as
+    for them worker_connections is their whole concurrency. An explicit
+    GUNICORN_WORKER_CONNECTIONS, or a --worker-connections other than this file's value,
+    is left alone."""
+    if "GUNICORN_WORKER_CONNECTIONS" in os.environ or cfg.worker_connections != threads:
+        return
+    if cfg.worker_class_str in ("gthread", "sync") and cfg.threads > 1:
+        cfg.set("worker_connections", cfg.threads)
+    elif cfg.worker_class_str not in ("gthread", "sync"):
+        cfg.set("worker_connections", cfg.settings["worker_connections"].default)
 
 
 def child_exit(server, worker):

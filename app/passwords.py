@@ -38,13 +38,14 @@ class HashGate:
     """At most `slots` holders at once; the others wait and get in in arrival order.
 
     threading.Semaphore lets a newcomer take a slot freed while earlier callers are still
-    waking up, so under load some requests wait far longer than others (measured: p99 up
-    to 6 x p50 at concurrency 8, bench/README.md). Here a freed slot is handed straight to
-    the longest waiter.
+    waking up; here a freed slot is handed straight to the longest waiter. Together with
+    one queue for the whole instance (gunicorn.conf.py) that keeps waits even under load
+    (bench/README.md, "Fair waits").
     """
 
     def __init__(self, slots):
         self._lock = threading.Lock()
+        self._slots = slots
         self._free = slots
         self._waiters = deque()
 
@@ -64,16 +65,31 @@ class HashGate:
             turn = threading.Lock()
             turn.acquire()
             self._waiters.append(turn)
-        turn.acquire()  # released by the holder that hands its slot over
+        try:
+            turn.acquire()  # released by the holder that hands its slot over
+        except BaseException:
+            self._give_up(turn)
+            raise
         return True
+
+    def _give_up(self, turn):
+        """A waiter interrupted (KeyboardInterrupt, say): leave the queue, or pass on the
+        slot if it was handed over meanwhile, so that no slot is ever lost."""
+        with self._lock:
+            if turn in self._waiters:
+                self._waiters.remove(turn)
+                return
+        self.release()
 
     def release(self):
         """Hand the slot to the longest waiter, or free it."""
         with self._lock:
             if self._waiters:
                 self._waiters.popleft().release()
-            else:
+            elif self._free < self._slots:
                 self._free += 1
+            else:
+                raise ValueError("HashGate released more often than acquired")
 
     def __enter__(self):
         self.acquire()

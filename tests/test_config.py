@@ -176,3 +176,35 @@ def test_no_cookie_session_even_with_a_secret_key():
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("args", "connections"),
+    [
+        ([], 4),  # the file's default: as many connections as threads
+        (["--threads", "8"], 8),  # threads from the command line: connections follow
+        (["--threads", "8", "--worker-connections", "50"], 50),  # explicit: left alone
+        (["-k", "gevent"], 1000),  # other worker classes: gunicorn's own default
+    ],
+)
+def test_gunicorn_connections_follow_the_threads(args, connections, monkeypatch, tmp_path):
+    import importlib.util
+
+    from gunicorn import util
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    # Reading the file has side effects this test must not leave behind.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(util, "write_error", util.write_error)
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    conf = os.path.join(root, "gunicorn.conf.py")
+    for name in ("GUNICORN_THREADS", "GUNICORN_WORKER_CONNECTIONS", "GUNICORN_CMD_ARGS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "argv", ["gunicorn", "-c", conf, *args, "wsgi:app"])
+    cfg = WSGIApplication("%(prog)s").cfg
+    spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", conf)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.follow_threads(cfg)
+    assert cfg.worker_connections == connections

@@ -5,6 +5,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from argon2 import PasswordHasher
 
 from app import create_app, passwords
@@ -153,3 +154,49 @@ def _wait_for(condition, seconds=5):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def test_a_slot_comes_back_when_the_holder_raises():
+    gate = passwords.HashGate(1)
+    with pytest.raises(RuntimeError):
+        with gate:
+            raise RuntimeError("hash failed")
+    assert gate.acquire(blocking=False) is True
+    gate.release()
+
+
+def test_releasing_more_than_acquired_is_an_error():
+    gate = passwords.HashGate(1)
+    with pytest.raises(ValueError):
+        gate.release()
+
+
+def test_an_interrupted_waiter_leaves_the_queue_without_losing_the_slot(monkeypatch):
+    """A KeyboardInterrupt while waiting (a CLI command, say) takes the caller out of the
+    queue; the slot it may have been handed goes on to the next one."""
+    gate = passwords.HashGate(1)
+    gate.acquire()
+    real_lock = threading.Lock
+
+    class InterruptedTurn:
+        """A turn lock whose second acquire (the wait) is interrupted."""
+
+        def __init__(self):
+            self.lock, self.calls = real_lock(), 0
+
+        def acquire(self, *args):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return self.lock.acquire(*args)
+
+        def release(self):
+            self.lock.release()
+
+    monkeypatch.setattr(passwords.threading, "Lock", InterruptedTurn)
+    with pytest.raises(KeyboardInterrupt):
+        gate.acquire()
+    monkeypatch.undo()
+    assert gate.waiting == 0
+    gate.release()
+    assert gate.acquire(blocking=False) is True
