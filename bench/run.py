@@ -243,7 +243,17 @@ def measure_service(args, env, tag, results, tool):
                     tool=tool,
                 ),
             )
-        measure_rejection(args, env, results, tool, process, port, tag)
+        results["rejection"], results["floor"] = measure_rejection(
+            process,
+            port,
+            env,
+            args.work,
+            tool,
+            tag,
+            args.rounds,
+            args.seconds,
+            args.rejection_concurrency,
+        )
         settle(process)
         idle = sum(tree_rss(process).values())
         small_peak, _, _ = peak_memory_during(
@@ -309,42 +319,35 @@ def create_login_accounts(port, tag, count):
             assert reply.status == 201
 
 
-def measure_rejection(args, env, results, tool, service, port, tag):
+def measure_rejection(service, port, env, work, tool, tag, rounds, seconds, concurrency):
     """The rejection path and the bare-Flask floor (same gunicorn settings, same load),
-    taken in turns, `args.rounds` rounds each, so that a change in the machine's speed
-    during the run weighs on both alike."""
-    floor_log = os.path.join(args.work, "floor.log")
-    rounds = {"rejection": [], "floor": []}
-    with gunicorn("bench.floor_app:app", env, floor_log, "/") as (floor_port, floor):
-        for _ in range(args.rounds):
-            rounds["rejection"].append(
-                loaded(
-                    service,
-                    port,
-                    SIGNUP["admin"],
-                    INVALID_BODY,
-                    400,
-                    args.rejection_concurrency,
-                    args.seconds / args.rounds,
-                    tag,
-                    tool=tool,
+    taken in turns, `rounds` rounds of `seconds / rounds` each, so that a change in the
+    machine's speed during the run weighs on both alike. Returns (rejection, floor)."""
+    taken = {"rejection": [], "floor": []}
+    with gunicorn("bench.floor_app:app", env, os.path.join(work, "floor.log"), "/") as (
+        floor_port,
+        floor,
+    ):
+        targets = (
+            ("rejection", service, port, SIGNUP["admin"], tag),
+            ("floor", floor, floor_port, "/reject", "floor"),
+        )
+        for _ in range(rounds):
+            for name, process, target_port, path, target_tag in targets:
+                taken[name].append(
+                    loaded(
+                        process,
+                        target_port,
+                        path,
+                        INVALID_BODY,
+                        400,
+                        concurrency,
+                        seconds / rounds,
+                        target_tag,
+                        tool=tool,
+                    )
                 )
-            )
-            rounds["floor"].append(
-                loaded(
-                    floor,
-                    floor_port,
-                    "/reject",
-                    INVALID_BODY,
-                    400,
-                    args.rejection_concurrency,
-                    args.seconds / args.rounds,
-                    "floor",
-                    tool=tool,
-                )
-            )
-    for name, figures in rounds.items():
-        results[name] = combine_rounds(figures)
+    return combine_rounds(taken["rejection"]), combine_rounds(taken["floor"])
 
 
 def combine_rounds(rounds):
@@ -363,14 +366,12 @@ def combine_rounds(rounds):
     }
 
 
-def ratios(results, limits, env, workers):
+def ratios(results, env, workers):
     """Each figure against its limit or floor, and the targets."""
     out = {}
     for key, figures in results.items():
-        if key.startswith("signup_"):
-            out[key] = figures["throughput"] / figures.get("limit", limits["hash"])
-        elif key.startswith("login_"):
-            out[key] = figures["throughput"] / figures.get("limit", limits["verify"])
+        if key.startswith(("signup_", "login_")):  # against the limit measured around it
+            out[key] = figures["throughput"] / figures["limit"]
     out["rejection"] = results["rejection"]["throughput"] / results["floor"]["throughput"]
     for kind in SIGNUP:
         key = f"signup_{kind}_c8"
@@ -602,12 +603,12 @@ def main(argv=None):
     results = {}
     tag = secrets.token_hex(3)
     measure_service(args, env, tag, results, tool)
-    # The limit again at the end: the machine's speed drifts during a run (it is shared);
-    # the ratios use the mean of the two measurements.
+    # The limit again at the end, for the table and the plot: the machine's speed drifts
+    # during a run (it is shared), so each figure's ratio uses the limit around it.
     after = {mode: argon2_limit(mode, params, args.limit_seconds) for mode in limits}
     limit_runs = {mode: [limits[mode], after[mode]] for mode in limits}
     limits = {mode: sum(runs) / 2 for mode, runs in limit_runs.items()}
-    ratio = ratios(results, limits, env, workers)
+    ratio = ratios(results, env, workers)
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": machine(),

@@ -108,7 +108,6 @@ def measure_variant(args, tool, limits, name, settings):
     migrate = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
     tag = secrets.token_hex(3)
-    results = {}
     with gunicorn("wsgi:app", env, os.path.join(work, "service.log"), "/readyz") as (
         port,
         process,
@@ -118,10 +117,7 @@ def measure_variant(args, tool, limits, name, settings):
             process, port, SIGNUP["admin"], SIGNUP_BODY, 201, 8, args.seconds, tag, tool=tool
         )
         login = loaded(process, port, LOGIN, LOGIN_BODY, 200, 8, args.seconds, tag, 16, tool=tool)
-        rejection_args = argparse.Namespace(
-            work=work, rounds=2, seconds=6, rejection_concurrency=32
-        )
-        measure_rejection(rejection_args, env, results, tool, process, port, tag)
+        rejection, floor = measure_rejection(process, port, env, work, tool, tag, 2, 6, 32)
     return {
         "variant": name,
         "settings": settings,
@@ -129,12 +125,12 @@ def measure_variant(args, tool, limits, name, settings):
         "verify_limit": limit["verify"],
         "signup_c8": signup,
         "login_c8": login,
-        "rejection": results["rejection"],
-        "floor": results["floor"],
+        "rejection": rejection,
+        "floor": floor,
         "signup_ratio": signup["throughput"] / limit["hash"],
         "login_ratio": login["throughput"] / limit["verify"],
         "p99_over_p50": signup["p99_ms"] / max(signup["p50_ms"], 1e-9),
-        "rejection_ratio": results["rejection"]["throughput"] / results["floor"]["throughput"],
+        "rejection_ratio": rejection["throughput"] / floor["throughput"],
     }
 
 
