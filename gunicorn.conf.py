@@ -68,9 +68,9 @@ def follow_threads(cfg):
     is left alone."""
     if "GUNICORN_WORKER_CONNECTIONS" in os.environ or cfg.worker_connections != threads:
         return
-    if cfg.worker_class_str in ("gthread", "sync") and cfg.threads > 1:
+    if cfg.worker_class_str in ("gthread", "sync"):  # sync with threads runs as gthread
         cfg.set("worker_connections", cfg.threads)
-    elif cfg.worker_class_str not in ("gthread", "sync"):
+    else:
         cfg.set("worker_connections", cfg.settings["worker_connections"].default)
 
 

@@ -170,7 +170,6 @@ def test_no_cookie_session_even_with_a_secret_key():
         }
     )
     with app.test_request_context("/"):
-        app.preprocess_request()
         with pytest.raises(RuntimeError):
             session["user"] = "x"
     response = app.test_client().get("/healthz")
@@ -183,6 +182,7 @@ def test_no_cookie_session_even_with_a_secret_key():
     [
         ([], 4),  # the file's default: as many connections as threads
         (["--threads", "8"], 8),  # threads from the command line: connections follow
+        (["--threads", "1"], 1),
         (["--threads", "8", "--worker-connections", "50"], 50),  # explicit: left alone
         (["-k", "gevent"], 1000),  # other worker classes: gunicorn's own default
     ],

@@ -3,6 +3,7 @@ and the cap on hashes in flight."""
 
 import threading
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -171,32 +172,53 @@ def test_releasing_more_than_acquired_is_an_error():
         gate.release()
 
 
-def test_an_interrupted_waiter_leaves_the_queue_without_losing_the_slot(monkeypatch):
+class InterruptedTurn:
+    """A waiter's turn lock whose wait ends in KeyboardInterrupt: at once (still queued),
+    or only once the slot has been handed over (`after_hand_over`)."""
+
+    after_hand_over = False
+
+    def __init__(self):
+        self.lock, self.calls = threading.Lock(), 0
+
+    def acquire(self):
+        self.calls += 1
+        if self.calls == 2:  # the first acquire locks the turn, the second is the wait
+            if self.after_hand_over:
+                self.lock.acquire()
+            raise KeyboardInterrupt
+        return self.lock.acquire()
+
+    def release(self):
+        self.lock.release()
+
+
+@pytest.mark.parametrize("after_hand_over", [False, True], ids=["still-queued", "handed-over"])
+def test_an_interrupted_waiter_never_loses_a_slot(monkeypatch, after_hand_over):
     """A KeyboardInterrupt while waiting (a CLI command, say) takes the caller out of the
-    queue; the slot it may have been handed goes on to the next one."""
+    queue, or, if the slot was handed to it meanwhile, passes the slot on."""
     gate = passwords.HashGate(1)
-    gate.acquire()
-    real_lock = threading.Lock
-
-    class InterruptedTurn:
-        """A turn lock whose second acquire (the wait) is interrupted."""
-
-        def __init__(self):
-            self.lock, self.calls = real_lock(), 0
-
-        def acquire(self, *args):
-            self.calls += 1
-            if self.calls == 2:
-                raise KeyboardInterrupt
-            return self.lock.acquire(*args)
-
-        def release(self):
-            self.lock.release()
-
-    monkeypatch.setattr(passwords.threading, "Lock", InterruptedTurn)
+    gate.acquire()  # another caller holds the only slot
+    turn = type("Turn", (InterruptedTurn,), {"after_hand_over": after_hand_over})
+    # Only the gate's turn locks are replaced, not threading.Lock everywhere.
+    monkeypatch.setattr(passwords, "threading", types.SimpleNamespace(Lock=turn))
+    holder = threading.Thread(target=_release_once_waited_for, args=(gate,))
+    if after_hand_over:
+        holder.start()
     with pytest.raises(KeyboardInterrupt):
         gate.acquire()
-    monkeypatch.undo()
-    assert gate.waiting == 0
+    if after_hand_over:
+        holder.join(5)
+    else:
+        assert gate.waiting == 0
+        gate.release()  # the holder is done
+    assert gate.acquire(blocking=False) is True  # the slot is free again...
     gate.release()
-    assert gate.acquire(blocking=False) is True
+    with pytest.raises(ValueError):  # ...and there is still one slot, not two
+        gate.release()
+
+
+def _release_once_waited_for(gate):
+    """Hold the slot until someone waits for it, then hand it over."""
+    _wait_for(lambda: gate.waiting == 1)
+    gate.release()
