@@ -41,33 +41,70 @@ LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+class Rules(validate.Validator):
+    """A text field's rules, checked in one pass: its length bounds, then each check; the
+    message of every broken rule, in that order, in one ValidationError.
+
+    A list of marshmallow validators does the same, but raises and catches an exception
+    for each broken rule, which made up a third of the cost of rejecting a bad sign-up
+    (bench/README.md). `min` and `max` are read by apispec as minLength and maxLength, as
+    it reads them from validate.Length. A check returns None when the value passes, else
+    its message (or a list of them).
+    """
+
+    equal = None  # no exact length (apispec asks)
+
+    def __init__(self, *checks, min=None, max=None, too_short=None, too_long=None):
+        self.checks = checks
+        self.min, self.max = min, max
+        self.too_short = too_short or f"Must be at least {min} characters."
+        self.too_long = too_long or f"Must be at most {max} characters."
+
+    def __call__(self, value):
+        errors = []
+        if self.min is not None and len(value) < self.min:
+            errors.append(self.too_short)
+        if self.max is not None and len(value) > self.max:
+            errors.append(self.too_long)
+        for check in self.checks:
+            message = check(value)
+            if message:
+                errors.extend([message] if isinstance(message, str) else message)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
 def _has_lone_surrogate(value):
     """True when the text holds a UTF-16 surrogate that is not part of a character."""
     return LONE_SURROGATE.search(value) is not None
 
 
-def valid_unicode(value):
-    """Refuse lone surrogates: they cannot be stored or hashed as text."""
+def lone_surrogates(value):
+    """Lone surrogates cannot be stored or hashed as text."""
     if _has_lone_surrogate(value):
-        raise ValidationError("Must be valid Unicode text (no lone surrogates).")
+        return "Must be valid Unicode text (no lone surrogates)."
+    return None
 
 
-def no_control_characters(value):
-    """Refuse NUL and the other C0/C1 control characters."""
+def control_characters(value):
+    """NUL and the other C0/C1 control characters are refused."""
     if CONTROL_CHARACTER.search(value):
-        raise ValidationError("Must not contain control characters.")
+        return "Must not contain control characters."
+    return None
 
 
-def valid_email_syntax(value):
-    """Check the address with email-validator, without DNS look-ups."""
+def email_syntax(value):
+    """The address as email-validator checks it, without DNS look-ups."""
     if _has_lone_surrogate(value):
-        return  # reported by its own rule
+        return None  # reported by its own rule
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as error:
         if len(value) > EMAIL_MAX and "too long" in str(error):
-            return  # the length rule says so already
-        raise ValidationError(f"Not a valid e-mail address: {error}") from None
+            return None  # the length rule says so already
+        return f"Not a valid e-mail address: {error}"
+    return None
 
 
 def normalised_email(address):
@@ -90,32 +127,22 @@ PASSWORD_CHARACTER_KINDS = (
 )
 
 
-def password_strength(value):
+def missing_character_kinds(value):
     """One message for each kind of character the password lacks, in the order above."""
-    missing = [message for test, message in PASSWORD_CHARACTER_KINDS if not any(map(test, value))]
-    if missing:
-        raise ValidationError(missing)
+    return [message for test, message in PASSWORD_CHARACTER_KINDS if not any(map(test, value))]
+
+
+NOT_EMPTY = "Must not be empty."
 
 
 def name_field():
     """first_name / last_name: required, trimmed, 1-100 code points, no control characters."""
     return TrimmedString(
         required=True,
-        validate=[
-            NOT_EMPTY,
-            validate.Length(max=NAME_MAX, error=f"Must be at most {NAME_MAX} characters."),
-            no_control_characters,
-            valid_unicode,
-        ],
+        validate=Rules(
+            control_characters, lone_surrogates, min=1, max=NAME_MAX, too_short=NOT_EMPTY
+        ),
     )
-
-
-# Rules both sign-up and log-in apply.
-EMAIL_LENGTH = validate.Length(max=EMAIL_MAX, error=f"Must be at most {EMAIL_MAX} characters.")
-PASSWORD_LENGTH = validate.Length(
-    max=PASSWORD_MAX, error=f"Must be at most {PASSWORD_MAX} characters."
-)
-NOT_EMPTY = validate.Length(min=1, error="Must not be empty.")
 
 
 class SignupSchema(Schema):
@@ -127,20 +154,18 @@ class SignupSchema(Schema):
     first_name = name_field()
     last_name = name_field()
     email = LowercaseEmail(
-        required=True,
-        validate=[EMAIL_LENGTH, valid_unicode, valid_email_syntax],
+        required=True, validate=Rules(lone_surrogates, email_syntax, max=EMAIL_MAX)
     )
     password = fields.String(
         required=True,
         load_only=True,
-        validate=[
-            validate.Length(
-                min=PASSWORD_MIN, error=f"Must be more than {PASSWORD_MIN - 1} characters."
-            ),
-            PASSWORD_LENGTH,
-            password_strength,
-            valid_unicode,
-        ],
+        validate=Rules(
+            missing_character_kinds,
+            lone_surrogates,
+            min=PASSWORD_MIN,
+            max=PASSWORD_MAX,
+            too_short=f"Must be more than {PASSWORD_MIN - 1} characters.",
+        ),
     )
 
 
@@ -153,12 +178,14 @@ class LoginSchema(Schema):
 
     email = LowercaseEmail(
         required=True,
-        validate=[NOT_EMPTY, EMAIL_LENGTH, no_control_characters, valid_unicode],
+        validate=Rules(
+            control_characters, lone_surrogates, min=1, max=EMAIL_MAX, too_short=NOT_EMPTY
+        ),
     )
     password = fields.String(
         required=True,
         load_only=True,
-        validate=[NOT_EMPTY, PASSWORD_LENGTH, valid_unicode],
+        validate=Rules(lone_surrogates, min=1, max=PASSWORD_MAX, too_short=NOT_EMPTY),
     )
 
 
