@@ -65,6 +65,27 @@ class TestRequestLog:
         text = JsonFormatter().format(lines[0])
         assert PASSWORD not in text and response.get_json()["data"]["access_token"] not in text
 
+    def test_time_is_the_records_own_across_seconds(self):
+        """The formatter keeps one second's text: a record of another second (later, or
+        made earlier and written late) still shows its own time, to the millisecond."""
+        formatter = JsonFormatter()
+        times = []
+        for second, msecs in (
+            (1_700_000_000, 123),
+            (1_700_000_000, 999),
+            (1_700_000_001, 500),
+            (1_699_999_999, 0),
+        ):
+            record = logging.LogRecord("app.access", logging.INFO, "", 0, "x", (), None)
+            record.created, record.msecs = second + msecs / 1000, msecs
+            times.append(json.loads(formatter.format(record))["time"])
+        assert times == [
+            "2023-11-14T22:13:20.123+00:00",
+            "2023-11-14T22:13:20.999+00:00",
+            "2023-11-14T22:13:21.500+00:00",
+            "2023-11-14T22:13:19.000+00:00",
+        ]
+
     def test_other_log_lines_carry_the_request_id(self, app, client, caplog):
         @app.get("/boom")
         def boom():
