@@ -11,10 +11,21 @@ import tempfile
 
 from gunicorn import util
 
+# Files written on every request live in memory (tmpfs) where the system has one: the
+# metrics files below (memory-mapped, updated by every request) and gunicorn's worker
+# heartbeat files, as gunicorn's FAQ advises (--worker-tmp-dir /dev/shm: on a
+# disk-backed /tmp a heartbeat can block a worker). Nothing in them outlives the server.
+SHM = "/dev/shm"
+IN_MEMORY_TMP = SHM if os.path.isdir(SHM) and os.access(SHM, os.W_OK) else None
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or IN_MEMORY_TMP
+
 # prometheus_client's multiprocess mode: every worker writes its samples to files in this
 # folder and /metrics adds them up. It must be set before the app imports the client.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lumyri-metrics-")
+METRICS_DIR_MADE_HERE = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if METRICS_DIR_MADE_HERE:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="lumyri-metrics-", dir=IN_MEMORY_TMP
+    )
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Chosen from measurement (bench/README.md, 2 cores): gthread, one worker per core,
@@ -79,6 +90,12 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder this file made (it is in memory, where there is tmpfs)."""
+    if METRICS_DIR_MADE_HERE:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def post_fork(server, worker):

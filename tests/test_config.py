@@ -208,3 +208,27 @@ def test_gunicorn_connections_follow_the_threads(args, connections, monkeypatch,
     spec.loader.exec_module(module)
     module.follow_threads(cfg)
     assert cfg.worker_connections == connections
+
+
+def test_gunicorn_keeps_per_request_files_in_memory_and_cleans_up(monkeypatch):
+    """The metrics folder and the worker heartbeat files go to /dev/shm where it exists;
+    the folder the file made is gone when the server exits."""
+    import importlib.util
+
+    from gunicorn import util
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("GUNICORN_WORKER_TMP_DIR", raising=False)
+    monkeypatch.setattr(util, "write_error", util.write_error)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "gunicorn_conf_under_test", os.path.join(root, "gunicorn.conf.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    assert os.path.isdir(folder)
+    if os.access("/dev/shm", os.W_OK):
+        assert os.path.dirname(folder) == "/dev/shm" and module.worker_tmp_dir == "/dev/shm"
+    module.on_exit(server=None)
+    assert not os.path.exists(folder)
