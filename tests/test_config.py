@@ -217,7 +217,9 @@ def test_gunicorn_keeps_per_request_files_in_memory_and_cleans_up(monkeypatch):
 
     from gunicorn import util
 
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Unset as far as the file can tell; setenv (unlike a delenv of an absent name)
+    # makes sure the folder it sets is forgotten after the test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     monkeypatch.delenv("GUNICORN_WORKER_TMP_DIR", raising=False)
     monkeypatch.setattr(util, "write_error", util.write_error)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
