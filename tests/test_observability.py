@@ -86,6 +86,15 @@ class TestRequestLog:
             "2023-11-14T22:13:19.000+00:00",
         ]
 
+    def test_records_skip_what_no_line_shows(self, app):
+        """The app is built (fixture): records gather no source line, thread or process
+        id, none of which a line shows (each would be work, the process id a system call,
+        on every request)."""
+        record = logging.getLogger("app.access").makeRecord(
+            "app.access", logging.INFO, "", 0, "x", (), None
+        )
+        assert (record.process, record.thread, record.processName) == (None, None, None)
+
     def test_other_log_lines_carry_the_request_id(self, app, client, caplog):
         @app.get("/boom")
         def boom():
