@@ -66,12 +66,10 @@ def load_config(app, config):
 
 def configure_logging(app):
     """Plain log lines on stderr unless the host (gunicorn, pytest) set up logging already."""
-    # No log line names its source file and line, thread, process id or multiprocessing
-    # name: skip gathering them for every record (the logging HOWTO's "Optimization"
-    # advice; the process id alone is a system call per record).
+    # No log line names its source file and line, thread or multiprocessing name: skip
+    # gathering them for every record (the logging HOWTO's "Optimization" advice).
     logging._srcfile = None
     logging.logThreads = False
-    logging.logProcesses = False
     logging.logMultiprocessing = False
     root = logging.getLogger()
     if not root.handlers:

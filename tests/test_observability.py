@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import re
 
 import pytest
@@ -86,14 +87,16 @@ class TestRequestLog:
             "2023-11-14T22:13:19.000+00:00",
         ]
 
-    def test_records_skip_what_no_line_shows(self, app):
-        """The app is built (fixture): records gather no source line, thread or process
-        id, none of which a line shows (each would be work, the process id a system call,
-        on every request)."""
-        record = logging.getLogger("app.access").makeRecord(
-            "app.access", logging.INFO, "", 0, "x", (), None
+    def test_records_keep_what_gunicorn_lines_show(self, app):
+        """The app is built (fixture), and gunicorn's own lines still format: they show
+        the process id, so records must keep gathering it."""
+        from gunicorn.glogging import Logger
+
+        record = logging.getLogger("gunicorn.error").makeRecord(
+            "gunicorn.error", logging.INFO, "", 0, "Booting worker with pid: %s", (7,), None
         )
-        assert (record.process, record.thread, record.processName) == (None, None, None)
+        line = logging.Formatter(Logger.error_fmt, Logger.datefmt).format(record)
+        assert f"[{os.getpid()}] [INFO] Booting worker with pid: 7" in line
 
     def test_other_log_lines_carry_the_request_id(self, app, client, caplog):
         @app.get("/boom")
