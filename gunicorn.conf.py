@@ -3,6 +3,7 @@
 Every value can be overridden from the environment or the command line.
 """
 
+import atexit
 import json
 import multiprocessing
 import os
@@ -21,11 +22,22 @@ worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or IN_MEMORY_TMP
 
 # prometheus_client's multiprocess mode: every worker writes its samples to files in this
 # folder and /metrics adds them up. It must be set before the app imports the client.
-METRICS_DIR_MADE_HERE = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if METRICS_DIR_MADE_HERE:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
-        prefix="lumyri-metrics-", dir=IN_MEMORY_TMP
-    )
+# A folder made here is removed when the process that made it (gunicorn's master) exits,
+# also when it stops at start-up (a bad configuration); never by a worker.
+METRICS_DIR_MADE_HERE = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    METRICS_DIR_MADE_HERE = tempfile.mkdtemp(prefix="lumyri-metrics-", dir=IN_MEMORY_TMP)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR_MADE_HERE
+MADE_BY_PID = os.getpid()
+
+
+def remove_metrics_dir():
+    """Remove the metrics folder this file made, in the process that made it."""
+    if METRICS_DIR_MADE_HERE and os.getpid() == MADE_BY_PID:
+        shutil.rmtree(METRICS_DIR_MADE_HERE, ignore_errors=True)
+
+
+atexit.register(remove_metrics_dir)
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Chosen from measurement (bench/README.md, 2 cores): gthread, one worker per core,
@@ -90,12 +102,6 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server):
-    """Remove the metrics folder this file made (it is in memory, where there is tmpfs)."""
-    if METRICS_DIR_MADE_HERE:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def post_fork(server, worker):
