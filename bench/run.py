@@ -201,10 +201,15 @@ def peak_memory_during(process, action):
     return peak_total[0], peak_by_pid, result
 
 
+def migrate(env):
+    """Create the service's schema (and system roles) in the database `env` names."""
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+
+
 def measure_service(args, env, tag, results, tool):
     """Sign-up, log-in, rejection and memory figures against one gunicorn service."""
-    migrate = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    migrate(env)
     with gunicorn("wsgi:app", env, os.path.join(args.work, "service.log"), "/readyz") as (
         port,
         process,

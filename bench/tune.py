@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 
@@ -29,6 +28,7 @@ from bench.run import (  # noqa: E402
     loaded,
     machine,
     measure_rejection,
+    migrate,
     service_env,
 )
 
@@ -62,8 +62,8 @@ def main():
     for name, settings in VARIANTS.items():
         if args.only and name not in args.only:
             continue
-        rows.append(measure_variant(args, tool, limits, name, settings))
-        row = rows[-1]
+        row = measure_variant(args, tool, limits, name, settings)
+        rows.append(row)
         print(
             f"{name}: sign-up {row['signup_ratio']:.2f} (p99/p50 {row['p99_over_p50']:.2f}), "
             f"log-in {row['login_ratio']:.2f}, rejection {row['rejection_ratio']:.2f}",
@@ -105,8 +105,7 @@ def measure_variant(args, tool, limits, name, settings):
     if key not in limits:
         limits[key] = {m: argon2_limit(m, params, 6) for m in ("hash", "verify")}
     limit = limits[key]
-    migrate = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    migrate(env)
     tag = secrets.token_hex(3)
     with gunicorn("wsgi:app", env, os.path.join(work, "service.log"), "/readyz") as (
         port,
