@@ -177,6 +177,25 @@ def test_no_cookie_session_even_with_a_secret_key():
     assert "Set-Cookie" not in response.headers
 
 
+GUNICORN_CONF = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gunicorn.conf.py"
+)
+
+
+def load_gunicorn_conf(monkeypatch):
+    """Run gunicorn.conf.py as gunicorn does; the error writer it installs is put back
+    after the test (the environment is the caller's to arrange)."""
+    import importlib.util
+
+    from gunicorn import util
+
+    monkeypatch.setattr(util, "write_error", util.write_error)
+    spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", GUNICORN_CONF)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize(
     ("args", "connections"),
     [
@@ -188,46 +207,25 @@ def test_no_cookie_session_even_with_a_secret_key():
     ],
 )
 def test_gunicorn_connections_follow_the_threads(args, connections, monkeypatch, tmp_path):
-    import importlib.util
-
-    from gunicorn import util
     from gunicorn.app.wsgiapp import WSGIApplication
 
-    # Reading the file has side effects this test must not leave behind.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    monkeypatch.setattr(util, "write_error", util.write_error)
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    conf = os.path.join(root, "gunicorn.conf.py")
     for name in ("GUNICORN_THREADS", "GUNICORN_WORKER_CONNECTIONS", "GUNICORN_CMD_ARGS"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(sys, "argv", ["gunicorn", "-c", conf, *args, "wsgi:app"])
+    monkeypatch.setattr(sys, "argv", ["gunicorn", "-c", GUNICORN_CONF, *args, "wsgi:app"])
     cfg = WSGIApplication("%(prog)s").cfg
-    spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", conf)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.follow_threads(cfg)
+    load_gunicorn_conf(monkeypatch).follow_threads(cfg)
     assert cfg.worker_connections == connections
 
 
 def test_gunicorn_keeps_per_request_files_in_memory_and_cleans_up(monkeypatch):
     """The metrics folder and the worker heartbeat files go to /dev/shm where it exists;
     the folder the file made is removed at exit by the process that made it only."""
-    import importlib.util
-
-    from gunicorn import util
-
     # Unset as far as the file can tell; setenv (unlike a delenv of an absent name)
     # makes sure the folder it sets is forgotten after the test.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     monkeypatch.delenv("GUNICORN_WORKER_TMP_DIR", raising=False)
-    monkeypatch.setattr(util, "write_error", util.write_error)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(
-        "gunicorn_conf_under_test", os.path.join(root, "gunicorn.conf.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_gunicorn_conf(monkeypatch)
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     assert os.path.isdir(folder)
     if os.access("/dev/shm", os.W_OK):
