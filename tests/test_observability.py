@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.extensions import db
-from app.observability import JsonFormatter
+from app.observability import JsonFormatter, new_request_id
 from tests.helpers import PASSWORD, fresh_email, signup_body
 
 
@@ -44,6 +44,21 @@ class TestRequestId:
             client.get("/healthz").headers["X-Request-ID"]
             != client.get("/healthz").headers["X-Request-ID"]
         )
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_forked_workers_make_different_ids(self):
+        """gunicorn forks its workers from one loaded app: each must draw its own ids."""
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            os.write(write, new_request_id().encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(child, 0)
+        with os.fdopen(read) as pipe:
+            childs = pipe.read()
+        assert re.fullmatch(r"[0-9a-f]{32}", childs)
+        assert childs != new_request_id()
 
 
 class TestRequestLog:
