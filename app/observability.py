@@ -13,7 +13,8 @@ from app import metrics
 access_log = logging.getLogger("app.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-REQUEST_ID_ENVIRON_KEY = "HTTP_X_REQUEST_ID"  # the header as WSGI hands it over
+# The header as WSGI hands it over (read there: no Headers object needed).
+REQUEST_ID_ENVIRON_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 

@@ -230,6 +230,8 @@ def test_gunicorn_keeps_per_request_files_in_memory_and_cleans_up(monkeypatch):
     assert os.path.isdir(folder)
     if os.access("/dev/shm", os.W_OK):
         assert os.path.dirname(folder) == "/dev/shm" and module.worker_tmp_dir == "/dev/shm"
+    else:  # gunicorn's and tempfile's own defaults
+        assert module.worker_tmp_dir is None
     module.MADE_BY_PID = -1  # as in a forked worker: it leaves the folder alone
     module.remove_metrics_dir()
     assert os.path.isdir(folder)

@@ -13,6 +13,8 @@ from app.extensions import db
 from app.observability import JsonFormatter, new_request_id
 from tests.helpers import PASSWORD, fresh_email, signup_body
 
+MADE_ID = re.compile(r"[0-9a-f]{32}")  # a request id the service made
+
 
 def sample(client, name, **labels):
     """The current value of one metric sample, read from /metrics (0 when absent)."""
@@ -33,7 +35,7 @@ class TestRequestId:
     def test_otherwise_one_is_made(self, client, given):
         headers = {"X-Request-ID": given} if given is not None else {}
         response = client.get("/healthz", headers=headers)
-        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+        assert MADE_ID.fullmatch(response.headers["X-Request-ID"])
 
     def test_errors_carry_it_too(self, client):
         response = client.post("/api/v1/auth/admin/signup", data="x", content_type="text/plain")
@@ -51,13 +53,15 @@ class TestRequestId:
         read, write = os.pipe()
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child
-            os.write(write, new_request_id().encode())
-            os._exit(0)
+            try:
+                os.write(write, new_request_id().encode())
+            finally:
+                os._exit(0)  # never go on running the test session in the child
         os.close(write)
         os.waitpid(child, 0)
         with os.fdopen(read) as pipe:
             childs = pipe.read()
-        assert re.fullmatch(r"[0-9a-f]{32}", childs)
+        assert MADE_ID.fullmatch(childs)
         assert childs != new_request_id()
 
 
