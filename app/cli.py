@@ -7,15 +7,16 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 
 from app import accounts, idempotency, repository
+from app.emails import canonical_email
 from app.errors import EmailTaken
-from app.schemas import SIGNUP_SCHEMA, USER_SCHEMA, normalised_email
+from app.schemas import SIGNUP_SCHEMA, USER_SCHEMA
 
 accounts_cli = AppGroup("accounts", help="Manage Lumyri accounts.")
 
 
 def find_user_or_exit(email):
     """The account with this e-mail (any case), or exit 1 with a message."""
-    user = repository.find_user_by_email(normalised_email(email))
+    user = repository.find_user_by_email(canonical_email(email))
     if user is None:
         raise click.ClickException(f"no account with the e-mail {email.strip()!r}")
     return user
@@ -64,7 +65,7 @@ def show(email):
 @click.option("--limit", default=100, show_default=True, help="How many events, newest first.")
 def audit(email, limit):
     """Print the audit trail, newest first: time, event, e-mail, user, client IP, request."""
-    events = repository.audit_events(normalised_email(email) if email else None, limit)
+    events = repository.audit_events(canonical_email(email) if email else None, limit)
     for event in events:
         click.echo(
             "\t".join(

@@ -9,10 +9,13 @@ import hashlib
 import hmac
 import json
 import random
+import re
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from app import repository
 from app.errors import EmailTaken, IdempotencyKeyInProgress, IdempotencyKeyReused
@@ -33,10 +36,31 @@ def key_errors():
     return {HEADER: [f"Must be 1-{MAX_LENGTH} printable ASCII characters."]}, None
 
 
+def canonical_json(body):
+    """The body as JSON text with sorted keys and no spacing, numbers as they were sent.
+
+    The body reader keeps integers of over 4,000 digits as Decimal (Python will not make
+    an int of them); each is written through a marker no body can contain, whose quotes
+    are then taken off, so `1e4001`-long numbers stay numbers, distinct from strings."""
+    marker = secrets.token_hex(16)
+
+    def as_marked_text(value):
+        if isinstance(value, Decimal):
+            return f"{marker}{value}"
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    text = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=as_marked_text
+    )
+    if marker not in text:
+        return text
+    return re.sub(f'"{marker}([-+0-9.Ee]+)"', r"\1", text)
+
+
 def fingerprint(body):
     """A keyed hash of the JSON body (key order and spacing ignored). Keyed, because
     the body holds the password: a plain hash in the database could be brute-forced."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = canonical_json(body)
     secret = hmac.new(current_app.config["SECRET_KEY"].encode(), b"idempotency", "sha256")
     return hmac.new(
         secret.digest(), canonical.encode("utf-8", "surrogatepass"), hashlib.sha256
@@ -96,11 +120,13 @@ def run_once(body, key, create, replay):
             continue
         if row.status is None:
             raise IdempotencyKeyInProgress(headers={"Retry-After": "1"})
+        g.replayed = True  # counted as a replay in the metrics, not as a new outcome
         if row.status == EmailTaken.status:
             raise EmailTaken()
         user = repository.get_user(row.user_id)
         if user is not None:
             return replay(user)
+        g.replayed = False
         repository.release_idempotency_key(row)  # the account is gone: start afresh
     raise IdempotencyKeyInProgress(headers={"Retry-After": "1"})
 

@@ -33,7 +33,8 @@ HTTP_DURATION = Histogram(
 )
 SIGNUPS = Counter(
     "lumyri_signups",
-    "Sign-up attempts by role and outcome (created, duplicate, invalid, rate_limited).",
+    "Sign-up attempts by role and outcome (created, duplicate, invalid, rate_limited, "
+    "replayed: an idempotent retry answered from the first response).",
     ["role", "outcome"],
 )
 PASSWORD_HASH_SECONDS = Histogram(
@@ -47,10 +48,14 @@ PASSWORD_HASH_SECONDS = Histogram(
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SIGNUP_ROLES = {"signup.admin_signup": "admin", "signup.customer_signup": "customer"}
 SIGNUP_OUTCOMES = {201: "created", 409: "duplicate", 429: "rate_limited"}
+REPLAYED = "replayed"
 
 
-def signup_outcome(status):
-    """The outcome label of a sign-up answered with this status (None: not counted)."""
+def signup_outcome(status, replayed=False):
+    """The outcome label of a sign-up answered with this status (None: not counted); a
+    retry answered from the first response is `replayed`, whatever that answered."""
+    if replayed:
+        return REPLAYED
     if status in SIGNUP_OUTCOMES:
         return SIGNUP_OUTCOMES[status]
     if status in (400, 413, 415):
@@ -59,12 +64,12 @@ def signup_outcome(status):
 
 
 @functools.cache
-def _series(method, endpoint, status):
+def _series(method, endpoint, status, replayed):
     """The (request counter, duration histogram, sign-up counter or None) samples of one
     kind of answer, looked up once per process rather than once per request."""
     route = endpoint or "unmatched"
     role = SIGNUP_ROLES.get(endpoint)
-    outcome = signup_outcome(status) if role else None
+    outcome = signup_outcome(status, replayed) if role else None
     return (
         HTTP_REQUESTS.labels(method, route, str(status)),
         HTTP_DURATION.labels(method, route, str(status)),
@@ -72,10 +77,10 @@ def _series(method, endpoint, status):
     )
 
 
-def record_request(method, endpoint, status, seconds):
+def record_request(method, endpoint, status, seconds, replayed=False):
     """Count one answered request (and, for sign-ups, its outcome)."""
     method = method if method in METHODS else "OTHER"
-    requests, duration, signups = _series(method, endpoint, status)
+    requests, duration, signups = _series(method, endpoint, status, replayed)
     requests.inc()
     duration.observe(seconds)
     if signups is not None:
@@ -93,5 +98,6 @@ def registry():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus text format."""
-    return Response(generate_latest(registry()), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus text format, with prometheus_client's content type exactly as it is
+    (`mimetype=` would add a second charset parameter, which Prometheus 3 refuses)."""
+    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

@@ -15,6 +15,8 @@ ADMIN_ROLE = "Admin"
 CUSTOMER_ROLE = "Customer"
 STATE_CARD_NOT_FOUND = "CARD_NOT_FOUND"
 STATE_ACTIVED = "ACTIVED"  # spelled as in the platform's API document
+# NFKC can make one character of a local part (at most 64) up to 18 (U+FDFA).
+EMAIL_KEY_MAX = 1536
 
 
 def new_uuid():
@@ -54,14 +56,16 @@ class Company(db.Model):
 
 
 class User(db.Model):
-    """An account. `email` is stored normalised (trimmed, lower-cased) and is unique."""
+    """An account. `email` is stored in its canonical form; `email_key`, its comparison
+    form, is unique (app.emails): every spelling of one mailbox is one account."""
 
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
     first_name: Mapped[str] = mapped_column(sa.String(100))
     last_name: Mapped[str] = mapped_column(sa.String(100))
-    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    email_key: Mapped[str] = mapped_column(sa.String(EMAIL_KEY_MAX), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     phone: Mapped[str] = mapped_column(sa.String(64), default="")
     country: Mapped[str] = mapped_column(sa.String(64), default="")

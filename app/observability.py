@@ -96,7 +96,9 @@ def finish_request(response):
     response.headers[REQUEST_ID_HEADER] = request_id
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
     status = response.status_code
-    metrics.record_request(served.method, served.endpoint, status, seconds)
+    metrics.record_request(
+        served.method, served.endpoint, status, seconds, g.get("replayed", False)
+    )
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
             "%s %s %s",

@@ -149,6 +149,11 @@ def operations():
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (text format), summed over all workers",
+                "description": "lumyri_http_requests_total{method,endpoint,status}, "
+                "lumyri_http_request_duration_seconds (histogram), "
+                "lumyri_signups_total{role,outcome} with outcome created, duplicate, "
+                "invalid, rate_limited or replayed (an idempotent retry answered from the "
+                "first response), lumyri_password_hash_seconds (histogram).",
                 "tags": ["operations"],
                 "responses": {
                     "200": {

@@ -14,6 +14,7 @@ from flask import current_app, request
 from flask_limiter import Limiter
 from limits import parse
 
+from app.emails import email_key
 from app.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def limit_signup():
 
 def limit_login(email):
     """Log-in: RATELIMIT_LOGIN_PER_IP per client IP, and RATELIMIT_LOGIN per IP and e-mail
-    (the e-mail is hashed: the limit storage holds no addresses)."""
+    (the e-mail's comparison form, hashed: every spelling of one address shares the limit,
+    and the limit storage holds no addresses)."""
     ip = client_ip()
     _enforce("RATELIMIT_LOGIN_PER_IP", ip)
-    _enforce("RATELIMIT_LOGIN", ip, hashlib.sha256(email.encode()).hexdigest()[:32])
+    _enforce("RATELIMIT_LOGIN", ip, hashlib.sha256(email_key(email).encode()).hexdigest()[:32])

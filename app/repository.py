@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app.emails import email_key
 from app.extensions import db
 from app.models import (
     ADMIN_ROLE,
@@ -80,8 +81,9 @@ def _end_read_transaction():
 
 
 def email_exists(email):
-    """True when an account uses this (already normalised) e-mail."""
-    found = db.session.scalar(sa.select(User.id).where(User.email == email)) is not None
+    """True when an account has this mailbox (the canonical e-mail in any spelling)."""
+    query = sa.select(User.id).where(User.email_key == email_key(email))
+    found = db.session.scalar(query) is not None
     _end_read_transaction()
     return found
 
@@ -102,6 +104,7 @@ def _create_account(fields, password_hash, role_name, state, company, context):
         first_name=fields["first_name"],
         last_name=fields["last_name"],
         email=fields["email"],
+        email_key=email_key(fields["email"]),
         password_hash=password_hash,
         state=state,
         role=role,
@@ -114,7 +117,7 @@ def _create_account(fields, password_hash, role_name, state, company, context):
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        # The unique index on the normalised e-mail is what settles a race.
+        # The unique index on the e-mail's comparison form is what settles a race.
         if email_exists(fields["email"]):
             raise DuplicateEmail() from None
         raise
@@ -145,8 +148,9 @@ def get_user(user_id):
 
 
 def find_user_by_email(email):
-    """Return the user with this normalised e-mail (role and company loaded), or None."""
-    user = db.session.scalar(sa.select(User).where(User.email == email))
+    """Return the user with this mailbox (the canonical e-mail in any spelling; role and
+    company loaded), or None."""
+    user = db.session.scalar(sa.select(User).where(User.email_key == email_key(email)))
     _end_read_transaction()
     return user
 

@@ -1,42 +1,30 @@
 """Marshmallow schemas: the field rules of sign-up and the shape of the user object."""
 
 import re
-import unicodedata
 
-from email_validator import EmailNotValidError, validate_email
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from app.emails import EMAIL_MAX, LONE_SURROGATE, TRIM_CHARACTERS, canonical_email, checked
+
 NAME_MAX = 100
-EMAIL_MAX = 254
 PASSWORD_MIN = 9  # "more than 8 characters"
 PASSWORD_MAX = 128
-
-
-# White space that trimming removes: Unicode white space, except the control characters
-# Python also counts as space (\x1c-\x1f, \x85), which must be refused, not hidden.
-TRIMMED = "".join(
-    char
-    for char in map(chr, range(0x110000))
-    if char.isspace() and (unicodedata.category(char) != "Cc" or char in "\t\n\v\f\r")
-)
 
 
 class TrimmedString(fields.String):
     """A string with surrounding white space removed before any rule runs."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).strip(TRIMMED)
+        return super()._deserialize(value, attr, data, **kwargs).strip(TRIM_CHARACTERS)
 
 
-class LowercaseEmail(fields.String):
-    """An e-mail address, trimmed and lower-cased before any rule runs."""
+class EmailAddress(fields.String):
+    """An e-mail address in its canonical form (app.emails) before any rule runs."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return normalised_email(super()._deserialize(value, attr, data, **kwargs))
+        return canonical_email(super()._deserialize(value, attr, data, **kwargs))
 
 
-# A surrogate in a decoded str is always a lone one (JSON's pairs are joined on parsing).
-LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Unicode's control characters (category Cc): C0 including NUL, DEL and C1.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -98,19 +86,12 @@ def email_syntax(value):
     """The address as email-validator checks it, without DNS look-ups."""
     if _has_lone_surrogate(value):
         return None  # reported by its own rule
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as error:
-        if len(value) > EMAIL_MAX and "too long" in str(error):
-            return None  # the length rule says so already
-        return f"Not a valid e-mail address: {error}"
-    return None
-
-
-def normalised_email(address):
-    """The form an e-mail is stored and looked up in: trimmed and lower-cased, as the
-    contract says (the unique index on it makes e-mails unique in any case)."""
-    return address.strip(TRIMMED).lower()
+    normalised, error = checked(value)
+    if normalised is not None:
+        return None
+    if len(value) > EMAIL_MAX and "too long" in error:
+        return None  # the length rule says so already
+    return f"Not a valid e-mail address: {error}"
 
 
 def _is_special(char):
@@ -153,7 +134,7 @@ class SignupSchema(Schema):
 
     first_name = name_field()
     last_name = name_field()
-    email = LowercaseEmail(
+    email = EmailAddress(
         required=True, validate=Rules(lone_surrogates, email_syntax, max=EMAIL_MAX)
     )
     password = fields.String(
@@ -176,7 +157,7 @@ class LoginSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    email = LowercaseEmail(
+    email = EmailAddress(
         required=True,
         validate=Rules(
             control_characters, lone_surrogates, min=1, max=EMAIL_MAX, too_short=NOT_EMPTY

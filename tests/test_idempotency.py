@@ -1,15 +1,17 @@
 """Idempotent sign-up: retries with the same Idempotency-Key get the first answer."""
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from app import create_app, passwords, repository
 from app.extensions import db
-from app.idempotency import fingerprint
+from app.idempotency import canonical_json, fingerprint
 from app.models import IdempotencyKey, User
 from tests.helpers import SIGNUP_PATHS, Api, error_of, fresh_email, signup_body
 
@@ -203,3 +205,34 @@ def test_replay_spends_no_rate_limit(app, database_url):
         assert post(api, "admin", body, "k-limit").status_code == 201
     with limited.app_context():
         db.engine.dispose()
+
+
+def raw_signup(client, kind, body_text, key):
+    """A sign-up whose JSON text is written by hand (numbers json.dumps cannot make)."""
+    return client.post(
+        SIGNUP_PATHS[kind],
+        data=body_text.encode(),
+        content_type="application/json",
+        headers={"Idempotency-Key": key},
+    )
+
+
+@pytest.mark.parametrize("digits", [4001, 5000, 20000])
+def test_huge_integer_in_an_ignored_field_is_fine_with_a_key(app, client, digits):
+    body = signup_body()
+    number = "7" * digits
+    text = json.dumps(body)[:-1] + f', "extra": {number}}}'
+    first = raw_signup(client, "customer", text, "huge-number")
+    again = raw_signup(client, "customer", text, "huge-number")
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["data"]["user"] == first.get_json()["data"]["user"]
+    other = json.dumps(body)[:-1] + f', "extra": {number[:-1]}8}}'
+    assert raw_signup(client, "customer", other, "huge-number").status_code == 422
+    as_string = json.dumps(body)[:-1] + f', "extra": "{number}"}}'
+    assert raw_signup(client, "customer", as_string, "huge-number").status_code == 422
+    assert user_count(app) == 1
+
+
+def test_canonical_json_writes_huge_integers_as_numbers():
+    huge = Decimal("-" + "9" * 4500)
+    assert canonical_json({"b": [huge], "a": "x"}) == '{"a":"x","b":[-' + "9" * 4500 + "]}"

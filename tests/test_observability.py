@@ -6,6 +6,7 @@ import os
 import re
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
@@ -131,7 +132,10 @@ class TestMetrics:
     def test_exposed_in_prometheus_text_format(self, client):
         response = client.get("/metrics")
         assert response.status_code == 200
-        assert response.mimetype == "text/plain"
+        # Exactly prometheus_client's type, each parameter once (Prometheus 3 refuses a
+        # repeated charset).
+        assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
+        assert response.headers["Content-Type"].count("charset") == 1
         names = {
             family.name
             for family in text_string_to_metric_families(response.get_data(as_text=True))
@@ -203,6 +207,29 @@ class TestMetrics:
         assert count("customer", "duplicate") == before[("customer", "duplicate")] + 1
         assert count("customer", "invalid") == before[("customer", "invalid")] + 1
         assert count("admin", "rate_limited") == before[("admin", "rate_limited")] + 1
+
+    def test_replays_are_counted_as_replayed_not_created(self, api):
+        client = api.client
+
+        def counts():
+            return {
+                outcome: sample(client, "lumyri_signups_total", role="customer", outcome=outcome)
+                for outcome in ("created", "replayed", "duplicate")
+            }
+
+        before = counts()
+        body = signup_body()
+        for _ in range(5):
+            response = api.signup("customer", body, headers={"Idempotency-Key": "count-me"})
+            assert response.status_code == 201
+        taken = signup_body(email=body["email"])
+        for _ in range(3):
+            response = api.signup("customer", taken, headers={"Idempotency-Key": "count-409"})
+            assert response.status_code == 409
+        after = counts()
+        assert after["created"] == before["created"] + 1
+        assert after["replayed"] == before["replayed"] + 4 + 2
+        assert after["duplicate"] == before["duplicate"] + 1
 
     def test_password_hash_time(self, api):
         before = sample(api.client, "lumyri_password_hash_seconds_count")
