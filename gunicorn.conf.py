@@ -4,13 +4,14 @@ Every value can be overridden from the environment or the command line.
 """
 
 import atexit
+import http
 import json
 import multiprocessing
 import os
 import shutil
 import tempfile
 
-from gunicorn import util
+from gunicorn import glogging, util
 
 # Files written on every request live in memory (tmpfs) where the system has one: the
 # metrics files below (memory-mapped, updated by every request) and gunicorn's worker
@@ -72,6 +73,45 @@ preload_app = True
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# gunicorn's own lines (start, workers booting and exiting, warnings) are JSON like the
+# app's: one handler on the root logger, with the app's formatter; gunicorn's loggers
+# hand their records to it. (The one plain line left is "refusing to start", written by
+# wsgi.py before logging exists, and Python's own output if the interpreter crashes.)
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": loglevel.upper(), "handlers": ["json"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+    },
+    "handlers": {
+        "json": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "formatters": {"json": {"()": "app.observability.JsonFormatter"}},
+}
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger, except that a logging configuration does not switch gunicorn's
+    own access log on: the app writes one JSON line per request already."""
+
+    def _compute_access_log_enabled(self):
+        return bool(self.cfg.accesslog)
+
+
+logger_class = JsonLogger
+# gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: every
+# instance on a host would share that path, and stopping one removes another's socket.
+# Off unless GUNICORN_CONTROL_SOCKET gives this instance a path of its own.
+CONTROL_SOCKET = os.environ.get("GUNICORN_CONTROL_SOCKET")
+control_socket_disable = not CONTROL_SOCKET
+if CONTROL_SOCKET:
+    control_socket = CONTROL_SOCKET
 
 
 def on_starting(server):
@@ -81,6 +121,27 @@ def on_starting(server):
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
     follow_threads(server.cfg)
+    warn_of_per_worker_limits(server)
+
+
+def warn_of_per_worker_limits(server):
+    """In production, abuse limits kept in memory:// are counted by each worker alone:
+    with N workers a client gets up to N times each limit. Say so once, at start-up."""
+    app = server.app.wsgi()  # loaded already (preload_app): the app's own settings
+    config = getattr(app, "config", {})
+    if (
+        config.get("ENV_NAME") == "production"
+        and config.get("RATELIMIT_ENABLED")
+        and str(config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://")
+        and server.cfg.workers > 1
+    ):
+        server.log.warning(
+            "abuse limits are counted per worker: RATELIMIT_STORAGE_URI is memory:// with "
+            "%d workers, so a client gets up to %d times each limit; set "
+            "RATELIMIT_STORAGE_URI=redis://... to make them exact",
+            server.cfg.workers,
+            server.cfg.workers,
+        )
 
 
 def follow_threads(cfg):
@@ -128,9 +189,11 @@ GUNICORN_ERROR_CODES = {
 }
 
 
-def write_json_error(sock, status_int, reason, _message):
-    """gunicorn's error writer, answering in the envelope (the detail is not echoed)."""
+def write_json_error(sock, status_int, _reason, _message):
+    """gunicorn's error writer, answering in the envelope (the detail is not echoed).
+    The status line's phrase is the standard one (gunicorn says "Bad Request" for 501)."""
     code = GUNICORN_ERROR_CODES.get(status_int, "BAD_REQUEST")
+    reason = http.HTTPStatus(status_int).phrase
     body = json.dumps({"error": {"code": code, "message": f"{reason}."}, "data": None})
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"

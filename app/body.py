@@ -12,7 +12,7 @@ from flask import current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import InvalidJSON, UnsupportedMediaType, ValidationFailed
+from app.errors import BadRequest, InvalidJSON, UnsupportedMediaType, ValidationFailed
 
 MAX_DEPTH = 32
 JSON_MIMETYPE = "application/json"
@@ -89,8 +89,11 @@ def read_body():
         try:
             data = request.environ["wsgi.input"].read(limit + 1)
         except Exception:  # noqa: BLE001 - each server has its own errors for a broken
-            # chunked encoding or a client that went away; all mean "no readable body"
-            raise InvalidJSON("The request body could not be read.") from None
+            # chunked encoding or a client that went away; all mean "no readable body",
+            # which is HTTP's failure, not JSON's: the contract's BAD_REQUEST
+            raise BadRequest(
+                "The request body could not be read (broken chunked encoding)."
+            ) from None
         if len(data) > limit:
             raise RequestEntityTooLarge()
         return data

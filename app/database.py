@@ -10,13 +10,35 @@ import sqlalchemy as sa
 
 from app.extensions import db
 
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def make_private(database_path):
+    """The instance folder's SQLite file readable by its owner only (like the generated
+    secret key): created empty with mode 0600 (SQLite gives its -wal and -shm files the
+    database file's mode), and an existing one, or its side files, narrowed to 0600."""
+    try:
+        os.close(os.open(database_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    for path in [database_path] + [database_path + side for side in SQLITE_SIDE_FILES]:
+        try:
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, PRIVATE_FILE)
+        except FileNotFoundError:
+            continue
+
 
 def configure_database(app):
     """Default to SQLite in the instance folder; set per-driver connection options."""
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
-        os.makedirs(app.instance_path, exist_ok=True)
-        uri = "sqlite:///" + os.path.join(app.instance_path, "lumyri.db")
+        os.makedirs(app.instance_path, mode=PRIVATE_FOLDER, exist_ok=True)
+        path = os.path.join(app.instance_path, "lumyri.db")
+        make_private(path)
+        uri = "sqlite:///" + path
         app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     connect_args = dict(options.get("connect_args") or {})

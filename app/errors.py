@@ -40,6 +40,10 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+class BadRequest(APIError):
+    """What HTTP itself cannot take (here: a body whose chunked encoding is broken)."""
+
+
 class InvalidJSON(APIError):
     """The body is not a strict JSON object."""
 

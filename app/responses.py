@@ -1,6 +1,6 @@
 """Success envelopes shared by the endpoints."""
 
-from flask import jsonify
+from flask import current_app, jsonify
 
 from app.schemas import AUTH_RESULT_SCHEMA, USER_SCHEMA
 
@@ -32,5 +32,7 @@ def user_response(user):
 
 
 def no_content():
-    """204 with an empty body."""
-    return "", 204
+    """204: no body, so no Content-Type either (Flask would say text/html)."""
+    response = current_app.response_class(status=204)
+    del response.headers["Content-Type"]
+    return response

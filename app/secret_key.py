@@ -37,7 +37,7 @@ def check_secret_key(key):
 
 def load_or_create_instance_secret(instance_path):
     """Read the instance folder's secret key, creating it atomically the first time."""
-    os.makedirs(instance_path, exist_ok=True)
+    os.makedirs(instance_path, mode=0o700, exist_ok=True)
     path = os.path.join(instance_path, SECRET_KEY_FILE)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -5,9 +5,11 @@ server, never stored, so a copy of the database alone cannot forge a token, and
 deleting or rotating a credential revokes every token signed with it.
 """
 
+import binascii
 import functools
 import hashlib
 import hmac
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -45,10 +47,36 @@ def issue_access_token(user, credential, now=None):
     return jwt.encode(claims, credential_secret(credential.key), algorithm=ALGORITHM)
 
 
+def _object_without_duplicates(pairs):
+    """object_pairs_hook that refuses a repeated key: `{"alg":"none","alg":"HS256"}` is
+    ambiguous, and an ambiguous token is not verified (the JSON reader keeps the last)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("repeated key")
+    return result
+
+
+def _strict_json_segment(segment):
+    """A header or payload segment as a JSON object with no repeated key."""
+    try:
+        value = json.loads(
+            jwt.utils.base64url_decode(segment), object_pairs_hook=_object_without_duplicates
+        )
+    except (ValueError, binascii.Error, TypeError):
+        raise InvalidToken() from None
+    if not isinstance(value, dict):
+        raise InvalidToken()
+    return value
+
+
 def _unverified_issuer(token):
-    """Read `iss` before verifying, to know which credential's secret to check against."""
-    claims = jwt.decode(token, options={"verify_signature": False})
-    issuer = claims.get("iss")
+    """Read `iss` before verifying, to know which credential's secret to check against;
+    a header or payload that repeats a key is refused here, before anything is looked up."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise InvalidToken()
+    _strict_json_segment(segments[0])
+    issuer = _strict_json_segment(segments[1]).get("iss")
     # Only a well-formed key is looked up: nothing odd in a token reaches a query.
     if not isinstance(issuer, str) or not CREDENTIAL_KEY_PATTERN.fullmatch(issuer):
         raise InvalidToken()
@@ -58,8 +86,9 @@ def _unverified_issuer(token):
 def verify_access_token(token):
     """Return the user a valid token belongs to; raise InvalidToken for anything else.
 
-    HS256 only (no `none`, no other algorithm), the credential looked up by `iss`,
-    the signature checked with its derived secret, `exp` checked with a small leeway.
+    HS256 only (no `none`, no other algorithm), no repeated key in header or payload,
+    the credential looked up by `iss`, the signature checked with its derived secret,
+    `exp` checked with a small leeway, `user_id` and `company_id` those of the account.
     """
     try:
         credential = repository.find_credential(_unverified_issuer(token))
@@ -75,9 +104,11 @@ def verify_access_token(token):
         )
     except jwt.PyJWTError:
         raise InvalidToken() from None
-    if claims["user_id"] != credential.user_id:
+    # The token says what the account is: its user and its company (or "" for none).
+    user = credential.user
+    if claims["user_id"] != user.id or claims["company_id"] != (user.company_id or ""):
         raise InvalidToken()
-    return credential.user
+    return user
 
 
 def bearer_token():

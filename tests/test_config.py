@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from flask_migrate import upgrade
 
 from app import create_app
+from app.extensions import db
 from config import ConfigError, DevelopmentConfig, ProductionConfig, normalise_database_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +87,33 @@ def test_sqlite_in_the_instance_folder_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
     app = create_app({"SQLALCHEMY_DATABASE_URI": None})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'lumyri.db'}"
+
+
+def test_instance_files_are_private_to_the_user(tmp_path, monkeypatch):
+    """The development database, its WAL files and the secret key: owner only (0600)."""
+    instance = tmp_path / "instance"
+    monkeypatch.setenv("INSTANCE_PATH", str(instance))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    Development = type("Development", (DevelopmentConfig,), {"SECRET_KEY": None})
+    app = create_app(Development)
+    with app.app_context():
+        upgrade()  # writes through SQLite: the -wal and -shm files appear
+        db.engine.dispose()
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    files = sorted(path.name for path in instance.iterdir())
+    assert {"lumyri.db", "secret_key"} <= set(files)
+    for path in instance.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_an_existing_world_readable_database_is_narrowed(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+    for name in ("lumyri.db", "lumyri.db-wal"):
+        (tmp_path / name).write_bytes(b"")
+        (tmp_path / name).chmod(0o644)
+    create_app({"SQLALCHEMY_DATABASE_URI": None})
+    for name in ("lumyri.db", "lumyri.db-wal"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(

@@ -255,16 +255,34 @@ JSON_CHUNKED = b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\
 
 
 @pytest.mark.parametrize(
-    ("data", "status"),
+    ("data", "status", "code"),
     [
-        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-        (b"GET /healthz HTTP/1.1\r\n" + b"X-A: b\r\n" * 60 + b"\r\n", 431),
-        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
-        (b"NOT A REQUEST LINE\r\n\r\n", 400),
-        (b"GET /healthz HTTP/9.9\r\n\r\n", 400),
-        (SIGNUP_START + JSON_CHUNKED + b"zz\r\n{}\r\n0\r\n\r\n", 400),
-        (SIGNUP_START + JSON_CHUNKED + b"2\r\n{}XX0\r\n\r\n", 400),
-        (SIGNUP_START + JSON_CHUNKED + b"10\r\n{}", 400),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI_TOO_LONG"),
+        (
+            b"GET /healthz HTTP/1.1\r\n" + b"X-A: b\r\n" * 60 + b"\r\n",
+            431,
+            "REQUEST_HEADER_FIELDS_TOO_LARGE",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+            431,
+            "REQUEST_HEADER_FIELDS_TOO_LARGE",
+        ),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400, "BAD_REQUEST"),
+        (b"GET /healthz HTTP/9.9\r\n\r\n", 400, "BAD_REQUEST"),
+        (SIGNUP_START + JSON_CHUNKED + b"zz\r\n{}\r\n0\r\n\r\n", 400, "BAD_REQUEST"),
+        (SIGNUP_START + JSON_CHUNKED + b"2\r\n{}XX0\r\n\r\n", 400, "BAD_REQUEST"),
+        (SIGNUP_START + JSON_CHUNKED + b"10\r\n{}", 400, "BAD_REQUEST"),
+        (
+            SIGNUP_START + b"Expect: 200-ok\r\nContent-Length: 2\r\n\r\n{}",
+            417,
+            "EXPECTATION_FAILED",
+        ),
+        (
+            SIGNUP_START + b"Transfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n",
+            501,
+            "NOT_IMPLEMENTED",
+        ),
     ],
     ids=[
         "uri-too-long",
@@ -275,13 +293,16 @@ JSON_CHUNKED = b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\
         "bad-chunk-size",
         "chunk-without-crlf",
         "truncated-chunk",
+        "unknown-expect",
+        "unknown-transfer-coding",
     ],
 )
-def test_protocol_errors_get_the_envelope(server, data, status):
+def test_protocol_errors_get_the_envelope(server, data, status, code):
+    """The contract's transport-level codes, each exactly, in the envelope."""
     got_status, headers, payload = raw_exchange(server, data)
-    assert got_status == status
+    assert (got_status, payload["error"]["code"]) == (status, code)
     assert headers["Content-Type"] == "application/json"
-    assert payload["data"] is None and payload["error"]["code"]
+    assert payload["data"] is None and payload["error"]["message"]
     assert server.request("GET", "/healthz")[0] == 200
 
 
@@ -363,3 +384,13 @@ def test_request_log_lines_are_json_with_the_request_id(server):
     assert len(mine) == 1
     assert (mine[0]["method"], mine[0]["path"], mine[0]["status"]) == ("GET", "/healthz", 200)
     assert "duration_ms" in mine[0]
+
+
+def test_every_log_line_is_json_gunicorns_own_too(server):
+    server.request("GET", "/healthz")
+    lines = server.log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # fails on any plain line
+    loggers = {record["logger"] for record in records}
+    assert "gunicorn.error" in loggers and "app.access" in loggers
+    assert any(r["message"].startswith("Booting worker") for r in records)
+    assert "gunicorn.access" not in loggers  # the app's line is the access log

@@ -266,6 +266,7 @@ class TestLogout:
         login_token = api.login(account["email"]).get_json()["data"]["access_token"]
         response = api.logout(account["token"])
         assert response.status_code == 204 and response.get_data() == b""
+        assert "Content-Type" not in response.headers  # a 204 has no body to type
         assert_invalid_token(api.me(account["token"]))
         assert_invalid_token(api.me(login_token))
 

@@ -1,6 +1,8 @@
 """The token module: sign, verify, tamper, expiry, algorithms, revocation by credential."""
 
 import base64
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -163,3 +165,58 @@ def test_deleted_credential_revokes(app, account):
 )
 def test_garbage(app, account, token):
     assert_refused(app, token)
+
+
+@pytest.mark.parametrize("company_id", ["", "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01", None, 0])
+def test_company_id_must_be_the_accounts(app, account, company_id):
+    with app.app_context():
+        secret = credential_secret(account["key"])
+    forged = claims_of(account, company_id=company_id)
+    assert_refused(app, jwt.encode(forged, secret, algorithm="HS256"))
+
+
+def test_customer_token_with_a_company_is_refused(app, api):
+    data = api.signup("customer", signup_body()).get_json()["data"]
+    customer = {"token": data["access_token"]}
+    key = claims_of(customer)["iss"]
+    with app.app_context():
+        secret = credential_secret(key)
+        assert verify_access_token(data["access_token"]).id == data["user"]["id"]
+    forged = claims_of(customer, company_id="6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01")
+    assert_refused(app, jwt.encode(forged, secret, algorithm="HS256"))
+
+
+def signed_by_hand(secret, header_text, payload_text):
+    """A JWT whose header and payload JSON texts are written as given, correctly signed."""
+    signing_input = f"{b64(header_text.encode())}.{b64(payload_text.encode())}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def test_hand_signed_token_without_repeats_is_accepted(app, account):
+    """The control for the two tests below: the same construction, no repeated key."""
+    with app.app_context():
+        secret = credential_secret(account["key"])
+        token = signed_by_hand(
+            secret, '{"alg":"HS256","typ":"JWT"}', json.dumps(claims_of(account))
+        )
+        assert verify_access_token(token).id == account["user_id"]
+
+
+@pytest.mark.parametrize(
+    "header", ['{"alg":"none","alg":"HS256"}', '{"alg":"HS256","typ":"JWT","typ":"JWT"}']
+)
+def test_header_with_a_repeated_key_is_refused(app, account, header):
+    with app.app_context():
+        secret = credential_secret(account["key"])
+    assert_refused(app, signed_by_hand(secret, header, json.dumps(claims_of(account))))
+
+
+def test_payload_with_a_repeated_key_is_refused(app, api, account):
+    other = api.signup("customer").get_json()["data"]["user"]["id"]
+    with app.app_context():
+        secret = credential_secret(account["key"])
+    payload = json.dumps(claims_of(account))[:-1] + f', "user_id": "{other}"}}'
+    assert_refused(app, signed_by_hand(secret, '{"alg":"HS256","typ":"JWT"}', payload))
+    payload = json.dumps(claims_of(account))[:-1] + f', "user_id": "{account["user_id"]}"}}'
+    assert_refused(app, signed_by_hand(secret, '{"alg":"HS256","typ":"JWT"}', payload))
