@@ -493,3 +493,45 @@ def test_passwords_without_special_characters_are_refused(password):
 
 def test_password_is_checked_exactly_as_received():
     assert load(password=" " + PASSWORD + " ") == {}
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+HUGE_NUMBERS = st.sampled_from(["1" * 4301, "-" + "9" * 5000, "1e400", "-1e400", "1" * 400 + ".5"])
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    extra=st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4),
+    fields=st.just({})  # half the bodies are valid sign-ups
+    | st.dictionaries(
+        st.sampled_from(["first_name", "last_name", "email", "password"]), JSON_VALUES
+    ),
+    number=HUGE_NUMBERS,
+    path=st.sampled_from([SIGNUP_PATHS["admin"], SIGNUP_PATHS["customer"], LOGIN_PATH]),
+    keyed=st.booleans(),
+)
+def test_no_body_the_json_reader_accepts_is_a_500(app, extra, fields, number, path, keyed):
+    """Any JSON object (odd numbers included, written by hand: json.dumps cannot write
+    them), with or without an Idempotency-Key: never a 5xx."""
+    client = app.test_client()
+    body = {**signup_body(), **extra, **fields}
+    text = json.dumps(body)[:-1] + f', "odd_number": {number}}}'
+    headers = {"Idempotency-Key": f"k-{abs(hash(text))}"} if keyed else {}
+    response = client.post(path, data=text, content_type="application/json", headers=headers)
+    assert response.status_code < 500, response.get_data(as_text=True)
