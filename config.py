@@ -1,9 +1,18 @@
 """Configuration classes, read from the environment (and a `.env` file, if present).
 
 `APP_ENV` picks the class: `production` (the default), `development` or `testing`.
+Each setting is declared once, below, with its environment variable, its type and its
+default. It is read when the app is built (`create_app` asks the class for it), not when
+this module is imported: a bad value stops the service with the one-line "refusing to
+start" (wsgi.py), like a missing SECRET_KEY. A subclass or a test may set any setting to
+a plain value instead.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from dotenv import load_dotenv
 
@@ -12,11 +21,23 @@ load_dotenv()
 MIN_SECRET_KEY_BYTES = 32
 MIN_SECRET_KEY_DISTINCT = 10
 
+T = TypeVar("T")
 
-def env_int(name, default, minimum=0):
-    """Read an integer setting from the environment, with a readable error."""
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unusable; the message is one line meant for the operator."""
+
+
+def _raw(name: str) -> str | None:
+    """The variable's text, or None when it is unset or blank."""
     raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+    return None if raw is None or raw.strip() == "" else raw
+
+
+def parse_int(name: str, default: int, minimum: int = 0) -> int:
+    """An integer setting, with a readable error."""
+    raw = _raw(name)
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -27,10 +48,10 @@ def env_int(name, default, minimum=0):
     return value
 
 
-def env_bool(name, default):
-    """Read a true/false setting from the environment."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+def parse_bool(name: str, default: bool) -> bool:
+    """A true/false setting."""
+    raw = _raw(name)
+    if raw is None:
         return default
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -40,7 +61,51 @@ def env_bool(name, default):
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def normalise_database_url(url):
+class Setting(Generic[T]):
+    """A class attribute that reads its environment variable each time it is asked for
+    (once per app, when the config is built)."""
+
+    def __init__(self, read: Callable[[], T]) -> None:
+        self.read = read
+
+    def __get__(self, instance: object, owner: type | None = None) -> T:
+        return self.read()
+
+
+def env_int(name: str, default: int | Callable[[], int], minimum: int = 0) -> Setting[int]:
+    """An integer setting (the default may be computed when the setting is read)."""
+
+    def read() -> int:
+        fallback = default() if callable(default) else default
+        return parse_int(name, fallback, minimum)
+
+    return Setting(read)
+
+
+def env_bool(name: str, default: bool) -> Setting[bool]:
+    """A true/false setting."""
+    return Setting(lambda: parse_bool(name, default))
+
+
+def env_str(name: str, default: str | None, transform: Callable[[str], Any] = str) -> Setting[Any]:
+    """A text setting, optionally transformed (e.g. upper-cased)."""
+
+    def read() -> Any:
+        raw = os.environ.get(name)
+        value = default if raw is None else raw
+        return None if value is None else transform(value)
+
+    return Setting(read)
+
+
+def env_list(name: str) -> Setting[list[str]]:
+    """A comma-separated list (blank items dropped)."""
+    return Setting(
+        lambda: [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    )
+
+
+def normalise_database_url(url: str | None) -> str | None:
     """Make `postgres://` and `postgresql://` URLs use the psycopg 3 driver."""
     if not url:
         return None
@@ -50,17 +115,19 @@ def normalise_database_url(url):
     return url
 
 
-class ConfigError(RuntimeError):
-    """A setting is missing or unusable; the message is one line meant for the operator."""
+def default_hash_slots() -> int:
+    """Hashes in flight per process: cores / worker processes (at least 1)."""
+    cores = os.cpu_count() or 1
+    return max(1, cores // parse_int("WEB_CONCURRENCY", cores, minimum=1))
 
 
 class Config:
     """Settings shared by every environment."""
 
     ENV_NAME = "base"
-    SECRET_KEY = os.environ.get("SECRET_KEY") or None
+    SECRET_KEY = env_str("SECRET_KEY", None, lambda key: key or None)
     # None means "SQLite in the instance folder"; create_app fills it in.
-    SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("DATABASE_URL"))
+    SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", None, normalise_database_url)
     SQLALCHEMY_ENGINE_OPTIONS = {
         "pool_pre_ping": True,
         # Parameters may include password hashes: keep them out of error messages and logs.
@@ -74,7 +141,7 @@ class Config:
     # NORMAL, SQLite's advice for WAL mode: no fsync per commit (measured: bench/results/
     # tuning.md); a power cut may lose the last commits, never the database. FULL fsyncs
     # every commit.
-    SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "NORMAL").upper()
+    SQLITE_SYNCHRONOUS = env_str("SQLITE_SYNCHRONOUS", "NORMAL", str.upper)
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024, minimum=1024)
     ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", 86400, minimum=1)
     # argon2-cffi's defaults (RFC 9106 low-memory profile): t=3, m=64 MiB, p=4.
@@ -84,27 +151,23 @@ class Config:
     # Hashes (and verifications) in flight per process; more wait their turn. Hashing is
     # CPU-bound: in all, as many as cores (cores / workers per process) came closest to
     # the argon2 limit (bench/results/tuning.md); more only adds memory.
-    ARGON2_MAX_CONCURRENT = env_int(
-        "ARGON2_MAX_CONCURRENT",
-        max(1, (os.cpu_count() or 1) // env_int("WEB_CONCURRENCY", os.cpu_count() or 1, minimum=1)),
-        minimum=1,
-    )
+    ARGON2_MAX_CONCURRENT = env_int("ARGON2_MAX_CONCURRENT", default_hash_slots, minimum=1)
     # Abuse limits (Flask-Limiter notation), checked after validation.
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
-    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "lumyri")
-    RATELIMIT_SIGNUP = os.environ.get("RATELIMIT_SIGNUP", "20/minute")
-    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute")
-    RATELIMIT_LOGIN_PER_IP = os.environ.get("RATELIMIT_LOGIN_PER_IP", "60/minute")
+    RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_KEY_PREFIX = env_str("RATELIMIT_KEY_PREFIX", "lumyri")
+    RATELIMIT_SIGNUP = env_str("RATELIMIT_SIGNUP", "20/minute")
+    RATELIMIT_LOGIN = env_str("RATELIMIT_LOGIN", "10/minute")
+    RATELIMIT_LOGIN_PER_IP = env_str("RATELIMIT_LOGIN_PER_IP", "60/minute")
     # Idempotency-Key: how long a key is kept, and how long a retry waits for the first.
     IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60)
     IDEMPOTENCY_WAIT_SECONDS = env_int("IDEMPOTENCY_WAIT_SECONDS", 10, minimum=0)
     # Origins (comma-separated) whose pages may call the API from a browser: the website.
-    CORS_ORIGINS = [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
+    CORS_ORIGINS = env_list("CORS_ORIGINS")
     # How many proxies in front may set X-Forwarded-For (0: use the socket's address).
     TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
     GENERATE_SECRET_KEY = False
-    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 
 
 class DevelopmentConfig(Config):
@@ -136,14 +199,14 @@ class ProductionConfig(Config):
     ENV_NAME = "production"
 
 
-CONFIGS = {
+CONFIGS: dict[str, type[Config]] = {
     "development": DevelopmentConfig,
     "testing": TestingConfig,
     "production": ProductionConfig,
 }
 
 
-def config_from_env():
+def config_from_env() -> type[Config]:
     """Return the config class named by APP_ENV (production when unset)."""
     name = os.environ.get("APP_ENV", "production").strip().lower()
     try:
