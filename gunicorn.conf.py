@@ -5,7 +5,6 @@ Every value can be overridden from the environment or the command line.
 
 import atexit
 import http
-import json
 import multiprocessing
 import os
 import shutil
@@ -177,26 +176,18 @@ def post_fork(server, worker):
 
 # Requests gunicorn refuses before the app sees them (a bad request line, a URI or
 # headers over the limits, a broken chunked body) get the contract's JSON envelope too,
-# not gunicorn's HTML page. gunicorn's workers write those answers with util.write_error.
-GUNICORN_ERROR_CODES = {
-    400: "BAD_REQUEST",
-    403: "FORBIDDEN",
-    414: "URI_TOO_LONG",
-    417: "EXPECTATION_FAILED",
-    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
-    500: "INTERNAL_ERROR",
-    501: "NOT_IMPLEMENTED",
-}
-
-
+# not gunicorn's HTML page: the code and message come from app.errors, where each is
+# defined, and the body from its envelope function. gunicorn's workers write those
+# answers with util.write_error.
 def write_json_error(sock, status_int, _reason, _message):
     """gunicorn's error writer, answering in the envelope (the detail is not echoed).
     The status line's phrase is the standard one (gunicorn says "Bad Request" for 501)."""
-    code = GUNICORN_ERROR_CODES.get(status_int, "BAD_REQUEST")
-    reason = http.HTTPStatus(status_int).phrase
-    body = json.dumps({"error": {"code": code, "message": f"{reason}."}, "data": None})
+    from app.errors import BY_STATUS, BadRequest  # loaded already: preload_app
+
+    error = BY_STATUS.get(status_int, BadRequest)()
+    body = error.body()
     head = (
-        f"HTTP/1.1 {status_int} {reason}\r\n"
+        f"HTTP/1.1 {status_int} {http.HTTPStatus(status_int).phrase}\r\n"
         "Connection: close\r\n"
         "Content-Type: application/json\r\n"
         "X-Content-Type-Options: nosniff\r\n"

@@ -8,7 +8,7 @@ from flask.sessions import SessionInterface
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import observability, passwords, ratelimit
+from app import api, observability, passwords, ratelimit
 from app.database import configure_database, install_connection_hooks
 from app.errors import register_error_handlers
 from app.extensions import db, migrate
@@ -29,7 +29,7 @@ def create_app(config=None):
     configure_secret_key(app)
     configure_database(app)
     register_extensions(app)
-    register_blueprints(app)
+    api.register_blueprints(app)
     register_error_handlers(app)
     register_response_headers(app)
     register_commands(app)
@@ -107,21 +107,6 @@ def register_cors(app):
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
     )
-
-
-def register_blueprints(app):
-    """Mount the HTTP endpoints."""
-    from app.health import bp as health_bp
-    from app.metrics import bp as metrics_bp
-    from app.openapi import bp as openapi_bp
-    from app.sessions import bp as sessions_bp
-    from app.signup import bp as signup_bp
-
-    app.register_blueprint(signup_bp)
-    app.register_blueprint(sessions_bp)
-    app.register_blueprint(health_bp)
-    app.register_blueprint(openapi_bp)
-    app.register_blueprint(metrics_bp)
 
 
 def register_response_headers(app):

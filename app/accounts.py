@@ -8,8 +8,7 @@ from flask import has_request_context
 
 from app import passwords, repository
 from app.errors import EmailTaken, InvalidCredentials
-from app.observability import current_request_id
-from app.ratelimit import client_ip
+from app.observability import client_ip, current_request_id
 
 CREATORS = {
     "admin": repository.create_admin_account,
@@ -47,8 +46,8 @@ def sign_up(kind, fields):
 
 
 def authenticate(email, password):
-    """Return (user, credential) for a right e-mail and password; InvalidCredentials
-    otherwise, in about the same time whether or not the e-mail has an account."""
+    """The account of a right e-mail and password; InvalidCredentials otherwise, in about
+    the same time whether or not the e-mail has an account."""
     user = repository.find_user_by_email(email)
     if user is None:
         passwords.verify_against_dummy(password)
@@ -59,12 +58,7 @@ def authenticate(email, password):
         raise InvalidCredentials()
     if passwords.needs_rehash(user.password_hash):
         repository.set_password_hash(user, passwords.hash_password(password))
-    return user, repository.current_credential(user, audit_context())
-
-
-def current_credential(user):
-    """The credential new tokens of this user are signed with."""
-    return repository.current_credential(user)
+    return repository.Account(user, repository.current_credential(user, audit_context()))
 
 
 def revoke_tokens(user):

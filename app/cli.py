@@ -38,7 +38,7 @@ def create_admin(first_name, last_name, email, password):
                 click.echo(f"{field}: {message}", err=True)
         raise click.ClickException("the account was not created") from None
     try:
-        user, _ = accounts.sign_up("admin", fields)
+        user = accounts.sign_up("admin", fields).user
     except EmailTaken:
         raise click.ClickException("an account with this e-mail address already exists") from None
     click.echo(f"Created admin {user.email} (user {user.id}, company {user.company_id}).")

@@ -90,6 +90,18 @@ def postgres_connection_hook(statement_timeout_ms, lock_timeout_ms):
     return on_connect
 
 
+def rollback_after_request(error=None):
+    """Teardown: whatever the request left open in its transaction (an error midway) is
+    rolled back before the session goes back to the pool. Nothing is open after a
+    request that committed, and then this costs one attribute look-up."""
+    session = db.session
+    if session.registry.has() and session().in_transaction():
+        try:
+            session.rollback()
+        except Exception:  # noqa: BLE001 - a dead connection must not hide the answer
+            pass
+
+
 def install_connection_hooks(app):
     """Attach the per-connection settings to the app's engine (after db.init_app)."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -102,6 +114,8 @@ def install_connection_hooks(app):
             app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_LOCK_TIMEOUT_MS"]
         )
     else:
-        return
-    with app.app_context():
-        sa.event.listen(db.engine, "connect", hook)
+        hook = None
+    app.teardown_request(rollback_after_request)
+    if hook is not None:
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", hook)

@@ -1,47 +1,87 @@
-"""One JSON envelope for every error, whatever raised it.
+"""The JSON envelope, and every error code of the contract, each defined once.
 
 `{"error": {"code", "message"[, "fields"]}, "data": null}` with a JSON content type:
-no Werkzeug HTML page, stack trace, SQL or secret ever reaches a client.
+no Werkzeug or gunicorn HTML page, stack trace, SQL or secret ever reaches a client.
+
+An error code is one class below: its status, code, message, the headers it always
+carries, and the prose the OpenAPI document shows for it. The handlers, the OpenAPI
+document (app.api.docs), the pages gunicorn writes itself (gunicorn.conf.py) and a test
+of the README's table all read these classes. This module imports nothing else of the app.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 import traceback
+from typing import Any, ClassVar
 
-from flask import current_app
+from flask import Flask, Response, current_app
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from app import repository
-
 log = logging.getLogger(__name__)
 
-# Codes for the HTTP errors Werkzeug raises (routing, body size, ...).
-HTTP_ERROR_CODES = {
-    400: ("BAD_REQUEST", "The request could not be understood."),
-    404: ("NOT_FOUND", "No such path."),
-    405: ("METHOD_NOT_ALLOWED", "This method is not allowed on this path."),
-    413: ("PAYLOAD_TOO_LARGE", "The request body is larger than the limit."),
-    415: ("UNSUPPORTED_MEDIA_TYPE", "The body must be sent as application/json."),
-}
+# The envelope as jsonify writes it outside debug mode (compact, ASCII, keys in order),
+# with one encoder made once: every answer is encoded here (bench/README.md).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+JSON_MIMETYPE = "application/json"
+
+
+def envelope(data: Any = None, error: dict[str, Any] | None = None) -> str:
+    """The envelope's text: `{"error": ..., "data": ...}` and a newline. Successes,
+    errors and gunicorn's own error pages are all written by this one function."""
+    return _encode({"error": error, "data": data}) + "\n"
+
+
+# Every error class by its code, filled in as the classes are defined.
+ERRORS: dict[str, type[APIError]] = {}
 
 
 class APIError(Exception):
-    """An error with a status, a contract code and a client-safe message."""
+    """An error with a status, a contract code and a client-safe message.
 
-    status = 400
-    code = "BAD_REQUEST"
-    message = "The request could not be understood."
+    `headers` are sent with every answer of this code; `documented_headers` are their
+    OpenAPI header objects; `description` is the prose the OpenAPI document shows."""
 
-    def __init__(self, message=None, fields=None, headers=None):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "BAD_REQUEST"
+    message: str = "The request could not be understood."
+    description: ClassVar[str] = "what HTTP itself cannot take"
+    headers: dict[str, str]
+    default_headers: ClassVar[dict[str, str]] = {}
+    documented_headers: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        ERRORS[cls.code] = cls
+
+    def __init__(
+        self,
+        message: str | None = None,
+        fields: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.fields = fields
-        self.headers = headers or {}
+        self.headers = {**self.default_headers, **(headers or {})}
+
+    def body(self) -> str:
+        """This error's envelope text."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fields is not None:
+            error["fields"] = self.fields
+        return envelope(error=error)
+
+
+RETRY_AFTER_DOC = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True}}
 
 
 class BadRequest(APIError):
-    """What HTTP itself cannot take (here: a body whose chunked encoding is broken)."""
+    """A request HTTP itself cannot take (a broken request line or chunked body)."""
+
+    description = "BAD_REQUEST: the request (line, headers or chunked body) is broken"
 
 
 class InvalidJSON(APIError):
@@ -49,6 +89,10 @@ class InvalidJSON(APIError):
 
     code = "INVALID_JSON"
     message = "The request body must be a valid UTF-8 JSON object."
+    description = (
+        "INVALID_JSON: not UTF-8 JSON, not an object, a repeated key, NaN/Infinity, "
+        "or nested deeper than 32 levels"
+    )
 
 
 class ValidationFailed(APIError):
@@ -56,22 +100,7 @@ class ValidationFailed(APIError):
 
     code = "VALIDATION_ERROR"
     message = "Some fields are invalid."
-
-
-class UnsupportedMediaType(APIError):
-    """The body was not sent as application/json."""
-
-    status = 415
-    code = "UNSUPPORTED_MEDIA_TYPE"
-    message = "The body must be sent as application/json."
-
-
-class EmailTaken(APIError):
-    """An account with that e-mail (in any case) exists."""
-
-    status = 409
-    code = "EMAIL_TAKEN"
-    message = "An account with this e-mail address already exists."
+    description = "VALIDATION_ERROR: `fields` lists every broken rule of every field"
 
 
 class InvalidCredentials(APIError):
@@ -80,6 +109,7 @@ class InvalidCredentials(APIError):
     status = 401
     code = "INVALID_CREDENTIALS"
     message = "The e-mail address or the password is wrong."
+    description = "INVALID_CREDENTIALS: an unknown e-mail or a wrong password (one answer)"
 
 
 class InvalidToken(APIError):
@@ -88,17 +118,45 @@ class InvalidToken(APIError):
     status = 401
     code = "INVALID_TOKEN"
     message = "The access token is missing, invalid or expired."
+    description = "INVALID_TOKEN: a missing, malformed, expired, revoked or forged token"
+    default_headers = {"WWW-Authenticate": "Bearer"}
+    documented_headers = {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}}
 
-    def __init__(self, message=None, fields=None, headers=None):
-        super().__init__(message, fields, {"WWW-Authenticate": "Bearer", **(headers or {})})
+
+class Forbidden(APIError):
+    """The account's role may not do this."""
+
+    status = 403
+    code = "FORBIDDEN"
+    message = "This account may not do this."
+    description = "FORBIDDEN: the account's role may not do this"
 
 
-class IdempotencyKeyReused(APIError):
-    """The Idempotency-Key was used with a different body on this endpoint."""
+class NotFound(APIError):
+    """No such path."""
 
-    status = 422
-    code = "IDEMPOTENCY_KEY_REUSED"
-    message = "This Idempotency-Key was already used with a different request body."
+    status = 404
+    code = "NOT_FOUND"
+    message = "No such path."
+    description = "NOT_FOUND: no such path"
+
+
+class MethodNotAllowed(APIError):
+    """A method the path does not take (Werkzeug adds the `Allow` header)."""
+
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+    message = "This method is not allowed on this path."
+    description = "METHOD_NOT_ALLOWED: with an Allow header"
+
+
+class EmailTaken(APIError):
+    """An account with that e-mail (in any spelling) exists."""
+
+    status = 409
+    code = "EMAIL_TAKEN"
+    message = "An account with this e-mail address already exists."
+    description = "EMAIL_TAKEN: an account with this e-mail (in any case or spelling) exists"
 
 
 class IdempotencyKeyInProgress(APIError):
@@ -107,6 +165,36 @@ class IdempotencyKeyInProgress(APIError):
     status = 409
     code = "IDEMPOTENCY_KEY_IN_PROGRESS"
     message = "A request with this Idempotency-Key is still being processed; retry later."
+    description = "IDEMPOTENCY_KEY_IN_PROGRESS: the first request with this key still runs"
+    default_headers = {"Retry-After": "1"}
+    documented_headers = RETRY_AFTER_DOC
+
+
+class PayloadTooLarge(APIError):
+    """The body is over MAX_CONTENT_LENGTH."""
+
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "The request body is larger than the limit."
+    description = "PAYLOAD_TOO_LARGE: the body is over the limit (64 KiB by default)"
+
+
+class UnsupportedMediaType(APIError):
+    """The body was not sent as application/json."""
+
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "The body must be sent as application/json."
+    description = "UNSUPPORTED_MEDIA_TYPE: the body is not sent as application/json"
+
+
+class IdempotencyKeyReused(APIError):
+    """The Idempotency-Key was used with a different body on this endpoint."""
+
+    status = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This Idempotency-Key was already used with a different request body."
+    description = "IDEMPOTENCY_KEY_REUSED: the key was used with another body"
 
 
 class RateLimited(APIError):
@@ -115,6 +203,17 @@ class RateLimited(APIError):
     status = 429
     code = "RATE_LIMITED"
     message = "Too many attempts; try again later."
+    description = "RATE_LIMITED: too many attempts; Retry-After says when to retry"
+    documented_headers = RETRY_AFTER_DOC
+
+
+class InternalError(APIError):
+    """A bug: no stack trace, SQL or secret in the answer."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+    message = "An internal error occurred."
+    description = "INTERNAL_ERROR"
 
 
 class ServiceUnavailable(APIError):
@@ -123,64 +222,114 @@ class ServiceUnavailable(APIError):
     status = 503
     code = "SERVICE_UNAVAILABLE"
     message = "The service is temporarily unavailable; try again shortly."
+    description = "SERVICE_UNAVAILABLE: the database cannot be reached"
 
 
-# The envelope as jsonify writes it (compact, ASCII, keys in order), with one encoder made
-# once: every rejected request answers through here (bench/README.md).
-encode_envelope = json.JSONEncoder(separators=(",", ":")).encode
+# What gunicorn answers itself, before the app sees the request (gunicorn.conf.py).
+class URITooLong(APIError):
+    """The request line is over gunicorn's limit."""
+
+    status = 414
+    code = "URI_TOO_LONG"
+    message = "The request URI is too long."
+    description = "URI_TOO_LONG: the URI is over the server's limit"
 
 
-def error_response(status, code, message, fields=None, headers=None):
-    """Build the envelope response."""
-    error = {"code": code, "message": message}
-    if fields is not None:
-        error["fields"] = fields
-    body = encode_envelope({"error": error, "data": None}) + "\n"
-    return current_app.response_class(
-        body, status=status, headers=headers, mimetype="application/json"
+class ExpectationFailed(APIError):
+    """An `Expect` header other than 100-continue."""
+
+    status = 417
+    code = "EXPECTATION_FAILED"
+    message = "The Expect header cannot be met."
+    description = "EXPECTATION_FAILED: an unknown Expect"
+
+
+class RequestHeaderFieldsTooLarge(APIError):
+    """Too many headers, or one over gunicorn's limit."""
+
+    status = 431
+    code = "REQUEST_HEADER_FIELDS_TOO_LARGE"
+    message = "The request headers are too large."
+    description = "REQUEST_HEADER_FIELDS_TOO_LARGE: headers over the server's limits"
+
+
+class NotImplementedByServer(APIError):
+    """A transfer coding the server does not know."""
+
+    status = 501
+    code = "NOT_IMPLEMENTED"
+    message = "The request uses a transfer coding the server does not implement."
+    description = "NOT_IMPLEMENTED: an unknown transfer coding"
+
+
+# Errors raised by Werkzeug (routing, body size) or written by gunicorn, by status.
+BY_STATUS: dict[int, type[APIError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        URITooLong,
+        ExpectationFailed,
+        RequestHeaderFieldsTooLarge,
+        InternalError,
+        NotImplementedByServer,
+        ServiceUnavailable,
     )
+}
 
 
-def handle_api_error(error):
-    """Render one of our own errors."""
-    return error_response(error.status, error.code, error.message, error.fields, error.headers)
-
-
-def handle_http_exception(error):
-    """Render a Werkzeug HTTP error (404, 405, 413, ...) in the envelope, keeping its headers."""
-    code, message = HTTP_ERROR_CODES.get(
-        error.code, (error.name.upper().replace(" ", "_"), error.name + ".")
+def error_response(error: APIError) -> Response:
+    """The envelope response of an error."""
+    response: Response = current_app.response_class(
+        error.body(), status=error.status, headers=error.headers, mimetype=JSON_MIMETYPE
     )
+    return response
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    """A Werkzeug HTTP error (404, 405, 413, ...) in the envelope, keeping its headers."""
+    status = error.code or 500
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-    return error_response(error.code, code, message, headers=headers)
+    known = BY_STATUS.get(status)
+    if known is not None:
+        return error_response(known(headers=headers))
+    name = error.name or "Error"
+    unknown = APIError(f"{name}.", headers=headers)
+    unknown.status = status  # type: ignore[misc]  # an HTTP error with no code of ours
+    unknown.code = name.upper().replace(" ", "_")  # type: ignore[misc]
+    return error_response(unknown)
 
 
-def is_connection_error(error):
+def is_connection_error(error: BaseException) -> bool:
     """True when a database error means the database cannot be reached (or is overloaded)."""
     return isinstance(error, OperationalError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
+        isinstance(error, DBAPIError) and bool(error.connection_invalidated)
     )
 
 
-def describe_without_secrets(error):
+def describe_without_secrets(error: BaseException) -> str:
     """Name the exception and where it was raised, leaving out its message (it may hold SQL)."""
     frames = traceback.extract_tb(error.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
     return f"{type(error).__module__}.{type(error).__qualname__}{where}"
 
 
-def handle_unexpected_error(error):
-    """Turn anything else into 500 (or 503 when the database is unreachable)."""
-    repository.rollback()
+def handle_unexpected_error(error: Exception) -> Response:
+    """Anything else is a 500 (or a 503 when the database is unreachable). The session is
+    rolled back by the database module's teardown."""
     if is_connection_error(error):
         log.warning("database unavailable: %s", describe_without_secrets(error))
-        return handle_api_error(ServiceUnavailable())
+        return error_response(ServiceUnavailable())
     log.error("unhandled error: %s", describe_without_secrets(error))
-    return error_response(500, "INTERNAL_ERROR", "An internal error occurred.")
+    return error_response(InternalError())
 
 
-def register_error_handlers(app):
+def register_error_handlers(app: Flask) -> None:
     """Route every error through the envelope."""
-    app.register_error_handler(APIError, handle_api_error)
+    app.register_error_handler(APIError, error_response)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected_error)

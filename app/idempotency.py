@@ -12,28 +12,42 @@ import random
 import re
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from flask import current_app, g, request
 
 from app import repository
 from app.errors import EmailTaken, IdempotencyKeyInProgress, IdempotencyKeyReused
+from app.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
 POLL_SECONDS = 0.05
 PURGE_PROBABILITY = 0.01  # every hundredth new key also sweeps out the expired ones
+CREATED = 201  # what a first request that made its account answered
 
 
-def key_errors():
-    """({header: [message]}, None) for a malformed header, else ({}, key or None)."""
+@dataclass(frozen=True)
+class KeyHeader:
+    """The request's Idempotency-Key (None when absent or malformed) and the header's
+    errors, reported with the body's."""
+
+    key: str | None
+    errors: dict[str, list[str]]
+
+
+def read_key_header() -> KeyHeader:
+    """The Idempotency-Key header, checked: 1-255 printable ASCII characters."""
     key = request.headers.get(HEADER)
     if key is None:
-        return {}, None
+        return KeyHeader(None, {})
     if 1 <= len(key) <= MAX_LENGTH and all(" " <= char <= "~" for char in key):
-        return {}, key
-    return {HEADER: [f"Must be 1-{MAX_LENGTH} printable ASCII characters."]}, None
+        return KeyHeader(key, {})
+    return KeyHeader(None, {HEADER: [f"Must be 1-{MAX_LENGTH} printable ASCII characters."]})
 
 
 def canonical_json(body):
@@ -77,16 +91,16 @@ def _as_utc(moment):
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _claim(endpoint, key, body_fingerprint):
-    """Claim the key, clearing an expired claim first. Returns (row, mine)."""
+def _claim(endpoint: str, key: str, body_fingerprint: str) -> repository.Claim:
+    """Claim the key, clearing an expired claim first."""
     cut_off = expiry_cut_off()
     if random.random() < PURGE_PROBABILITY:
         repository.purge_idempotency_keys(cut_off)
-    row, mine = repository.claim_idempotency_key(endpoint, key, body_fingerprint)
-    if not mine and row is not None and _as_utc(row.created_at) < cut_off:
+    claim = repository.claim_idempotency_key(endpoint, key, body_fingerprint)
+    if not claim.mine and claim.row is not None and _as_utc(claim.row.created_at) < cut_off:
         repository.purge_idempotency_keys(cut_off, endpoint, key)
-        row, mine = repository.claim_idempotency_key(endpoint, key, body_fingerprint)
-    return row, mine
+        claim = repository.claim_idempotency_key(endpoint, key, body_fingerprint)
+    return claim
 
 
 def _wait_for_first(endpoint, key):
@@ -99,47 +113,55 @@ def _wait_for_first(endpoint, key):
         time.sleep(POLL_SECONDS)
 
 
-def run_once(body, key, create, replay):
-    """Run `create()` once per key and body; replay its answer to retries.
+def run_once(
+    key: str | None, body: dict[str, Any], create: Callable[[], repository.Account]
+) -> repository.Account:
+    """The account `create()` makes, made once per key and body.
 
-    `create()` returns (user, response) for a new account; `replay(user)` builds the
-    response for a retry. A retry that finds its first request failed runs again.
+    Without a key, `create()` simply runs. With one, the first request runs it and records
+    its outcome; a retry with an equal body gets the same account (with its current
+    credential) or the same 409, and one with another body a 422. A retry that finds its
+    first request failed runs again.
     """
-    endpoint = request.endpoint
+    if key is None:
+        return create()
+    endpoint = request.endpoint or ""
     body_fingerprint = fingerprint(body)
     for _ in range(3):
-        row, mine = _claim(endpoint, key, body_fingerprint)
-        if mine:
-            return _first_request(row, create)
-        if row is None:
+        claim = _claim(endpoint, key, body_fingerprint)
+        if claim.mine and claim.row is not None:
+            return _first_request(claim.row, create)
+        if claim.row is None:
             continue  # the first request failed and let the key go: claim it again
-        if not hmac.compare_digest(row.fingerprint, body_fingerprint):
+        if not hmac.compare_digest(claim.row.fingerprint, body_fingerprint):
             raise IdempotencyKeyReused()
         row = _wait_for_first(endpoint, key)
         if row is None:
             continue
         if row.status is None:
-            raise IdempotencyKeyInProgress(headers={"Retry-After": "1"})
+            raise IdempotencyKeyInProgress()
         g.replayed = True  # counted as a replay in the metrics, not as a new outcome
         if row.status == EmailTaken.status:
             raise EmailTaken()
-        user = repository.get_user(row.user_id)
+        user = repository.get_user(row.user_id) if row.user_id else None
         if user is not None:
-            return replay(user)
+            return repository.Account(user, repository.current_credential(user))
         g.replayed = False
         repository.release_idempotency_key(row)  # the account is gone: start afresh
-    raise IdempotencyKeyInProgress(headers={"Retry-After": "1"})
+    raise IdempotencyKeyInProgress()
 
 
-def _first_request(row, create):
-    """Run the request that owns the key; store its answer, or let the key go."""
+def _first_request(
+    row: IdempotencyKey, create: Callable[[], repository.Account]
+) -> repository.Account:
+    """Run the request that owns the key; store its outcome, or let the key go."""
     try:
-        user, response = create()
+        account = create()
     except EmailTaken:
         repository.complete_idempotency_key(row, EmailTaken.status)
         raise
     except BaseException:
         repository.release_idempotency_key(row)
         raise
-    repository.complete_idempotency_key(row, response.status_code, user.id)
-    return response
+    repository.complete_idempotency_key(row, CREATED, account.user.id)
+    return account

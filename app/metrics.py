@@ -1,24 +1,13 @@
-"""Prometheus metrics, correct across gunicorn worker processes.
+"""Prometheus metrics, correct across gunicorn worker processes: their definitions and
+the per-request counting (app.api.metrics serves them).
 
 With PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it), every worker writes its
 samples to files there and /metrics adds them up (prometheus_client's multiprocess mode).
 """
 
 import functools
-import os
 
-from flask import Blueprint, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
-
-bp = Blueprint("metrics", __name__)
+from prometheus_client import Counter, Histogram
 
 HTTP_REQUESTS = Counter(
     "lumyri_http_requests",
@@ -85,19 +74,3 @@ def record_request(method, endpoint, status, seconds, replayed=False):
     duration.observe(seconds)
     if signups is not None:
         signups.inc()
-
-
-def registry():
-    """Every worker's samples in multiprocess mode, this process's otherwise."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return REGISTRY
-    collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected)
-    return collected
-
-
-@bp.get("/metrics")
-def metrics():
-    """Prometheus text format, with prometheus_client's content type exactly as it is
-    (`mimetype=` would add a second charset parameter, which Prometheus 3 refuses)."""
-    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

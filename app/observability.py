@@ -18,6 +18,11 @@ REQUEST_ID_ENVIRON_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
+def client_ip():
+    """The client's address (from X-Forwarded-For only behind TRUSTED_PROXIES proxies)."""
+    return request.remote_addr or "unknown"
+
+
 def current_request_id():
     """The id of the request being served, or None outside a request."""
     return g.get("request_id") if has_request_context() else None
@@ -91,26 +96,26 @@ def start_request():
 
 def finish_request(response):
     """Echo the request id, count the request, write its log line."""
-    served = request._get_current_object()  # one context look-up, not one per field
+    current = request._get_current_object()  # one context look-up, not one per field
     request_id = g.get("request_id") or new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
     status = response.status_code
     metrics.record_request(
-        served.method, served.endpoint, status, seconds, g.get("replayed", False)
+        current.method, current.endpoint, status, seconds, g.get("replayed", False)
     )
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
             "%s %s %s",
-            served.method,
-            served.path,
+            current.method,
+            current.path,
             status,
             extra={
-                "method": served.method,
-                "path": served.path,
+                "method": current.method,
+                "path": current.path,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
-                "client_ip": served.remote_addr,
+                "client_ip": current.remote_addr,
             },
         )
     return response

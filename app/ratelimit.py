@@ -16,15 +16,11 @@ from limits import parse
 
 from app.emails import email_key
 from app.errors import RateLimited
+from app.observability import client_ip
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "lumyri_rate_limiter"
-
-
-def client_ip():
-    """The client's address (from X-Forwarded-For only behind TRUSTED_PROXIES proxies)."""
-    return request.remote_addr or "unknown"
 
 
 def init_app(app):

@@ -6,6 +6,7 @@ Plain functions over `db.session`. Views never touch the session; models never c
 import secrets
 import string
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,21 @@ CREDENTIAL_KEY_LENGTH = 32
 
 class DuplicateEmail(Exception):
     """An account with this normalised e-mail exists (the unique index said so)."""
+
+
+class Account(NamedTuple):
+    """A user and the signing credential its next token is signed with."""
+
+    user: User
+    credential: SigningCredential
+
+
+class Claim(NamedTuple):
+    """The outcome of claiming an Idempotency-Key: the key's row (None if it vanished
+    meanwhile) and whether this request is the one that claimed it."""
+
+    row: IdempotencyKey | None
+    mine: bool
 
 
 @dataclass(frozen=True)
@@ -121,7 +137,7 @@ def _create_account(fields, password_hash, role_name, state, company, context):
         if email_exists(fields["email"]):
             raise DuplicateEmail() from None
         raise
-    return user, credential
+    return Account(user, credential)
 
 
 def create_admin_account(fields, password_hash, context=AuditContext()):
@@ -208,16 +224,16 @@ def rollback():
 
 
 def claim_idempotency_key(endpoint, key, fingerprint):
-    """Insert the key as in progress. Returns (row, True) when this request claimed it, or
-    (the existing row, False) when another request did (the unique index decides)."""
+    """Insert the key as in progress; the unique index decides whether this request
+    claimed it or another did (then the existing row comes back)."""
     row = IdempotencyKey(endpoint=endpoint, key=key, fingerprint=fingerprint)
     db.session.add(row)
     try:
         db.session.commit()
-        return row, True
+        return Claim(row, True)
     except IntegrityError:
         db.session.rollback()
-    return get_idempotency_key(endpoint, key), False
+    return Claim(get_idempotency_key(endpoint, key), False)
 
 
 def get_idempotency_key(endpoint, key):

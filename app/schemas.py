@@ -126,7 +126,7 @@ def name_field():
     )
 
 
-class SignupSchema(Schema):
+class SignupRequestSchema(Schema):
     """The four sign-up fields. Anything else in the body is ignored."""
 
     class Meta:
@@ -150,7 +150,7 @@ class SignupSchema(Schema):
     )
 
 
-class LoginSchema(Schema):
+class LoginRequestSchema(Schema):
     """Log-in fields: no strength rules (the account has them already), only what keeps
     a lookup and a hash safe: strings, bounded, storable text."""
 
@@ -317,7 +317,7 @@ AuthEnvelopeSchema = envelope(AuthResultSchema, "AuthEnvelope")
 UserEnvelopeSchema = envelope(UserResultSchema, "UserEnvelope")
 StatusEnvelopeSchema = envelope(StatusSchema, "StatusEnvelope")
 
-SIGNUP_SCHEMA = SignupSchema()
-LOGIN_SCHEMA = LoginSchema()
+SIGNUP_SCHEMA = SignupRequestSchema()
+LOGIN_SCHEMA = LoginRequestSchema()
 USER_SCHEMA = UserSchema()
 AUTH_RESULT_SCHEMA = AuthResultSchema()

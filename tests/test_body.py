@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.body import MAX_DEPTH, parse_json_object
+from app.api.body import MAX_DEPTH, parse_json_object
 from app.errors import InvalidJSON
 
 

@@ -6,10 +6,12 @@ by default, so each is switched off here.
 """
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from flask import current_app, request
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import BadRequest, InvalidJSON, UnsupportedMediaType, ValidationFailed
@@ -106,20 +108,24 @@ def read_json_object():
     return parse_json_object(read_body())
 
 
-def load_json(schema, header_errors=None):
+@dataclass(frozen=True)
+class LoadedBody:
+    """A request body read and loaded by a schema."""
+
+    fields: dict[str, Any]  # what the schema loaded (trimmed, normalised)
+    body: dict[str, Any]  # the parsed JSON object as the client sent it
+
+
+def load_json(schema: Schema, header_errors: dict[str, Any] | None = None) -> LoadedBody:
     """Read the body and load it with a schema; every broken rule of every field (and of
     the headers the caller checked) is reported at once (400 VALIDATION_ERROR)."""
-    return load_json_with_body(schema, header_errors)[0]
-
-
-def load_json_with_body(schema, header_errors=None):
-    """(loaded fields, the parsed body as sent)."""
     body = read_json_object()
     errors = dict(header_errors or {})
+    fields: dict[str, Any] = {}
     try:
         fields = schema.load(body)
     except ValidationError as error:
-        errors.update(error.messages)
+        errors.update(error.messages_dict)
     if errors:
         raise ValidationFailed(fields=errors)
-    return fields, body
+    return LoadedBody(fields, body)

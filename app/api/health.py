@@ -1,25 +1,38 @@
-"""Liveness and readiness probes."""
+"""The health blueprint: liveness and readiness probes."""
 
 import logging
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from app import repository
+from app.api.docs import documented
+from app.api.responses import success
 from app.errors import ServiceUnavailable, describe_without_secrets
-from app.responses import success
+from app.schemas import StatusEnvelopeSchema
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
 
 @bp.get("/healthz")
-def healthz():
+@documented(
+    summary="Liveness",
+    tags=["operations"],
+    response=(200, StatusEnvelopeSchema, "Serving"),
+)
+def healthz() -> Response:
     """200 while the process serves; never touches the database."""
     return success({"status": "ok"})
 
 
 @bp.get("/readyz")
-def readyz():
+@documented(
+    summary="Readiness: the database answers",
+    tags=["operations"],
+    response=(200, StatusEnvelopeSchema, "Ready"),
+    errors=[ServiceUnavailable],
+)
+def readyz() -> Response:
     """200 when the migrated database answers, 503 in the envelope when it does not."""
     try:
         repository.ping()

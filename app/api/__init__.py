@@ -1,0 +1,14 @@
+"""The HTTP layer: one module per blueprint, the strict body reader, the response helpers
+and the OpenAPI declarations. Everything below it (use cases, data) is flat in app/."""
+
+from flask import Flask
+
+from app.api import health, metrics, openapi, sessions, signup
+
+BLUEPRINTS = (signup.bp, sessions.bp, health.bp, openapi.bp, metrics.bp)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount every endpoint."""
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)

@@ -1,0 +1,183 @@
+"""Each endpoint documents itself; the OpenAPI 3 document is built from the app's routes.
+
+A view declares, beside itself, what the document says of it:
+
+    @bp.post("/login")
+    @documented(
+        summary="Log in",
+        tags=["sessions"],
+        body=LoginRequestSchema,
+        response=(200, AuthEnvelopeSchema, "Logged in"),
+        errors=[*BODY_ERRORS, InvalidCredentials, RateLimited, *SERVER_ERRORS],
+        no_store=True,
+    )
+    def login(): ...
+
+`build_spec(app)` walks `app.url_map`, reads each view's declaration and writes the
+operation with apispec's marshmallow plugin: bodies and responses come from the
+marshmallow schemas, the error responses from app.errors (one definition per code).
+This module names no API path. microblog-api's apifairy decorators are the model;
+apifairy and flask-smorest both parse bodies with webargs, which would replace the
+strict JSON reader (duplicate keys, depth, NaN) and its all-at-once errors, so the
+declaration here is a small decorator that only documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+from marshmallow import Schema
+
+from app.errors import (
+    APIError,
+    InternalError,
+    InvalidJSON,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from app.schemas import ErrorEnvelopeSchema
+
+JSON = "application/json"
+ATTRIBUTE = "openapi_operation"
+# What every endpoint that reads a JSON body may answer, and every one that uses the
+# database.
+BODY_ERRORS: tuple[type[APIError], ...] = (
+    InvalidJSON,
+    ValidationFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+SERVER_ERRORS: tuple[type[APIError], ...] = (InternalError, ServiceUnavailable)
+NO_STORE = {"Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}}}
+BEARER = [{"bearerAuth": []}]
+
+SchemaRef = type[Schema] | dict[str, Any] | None
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says of one view."""
+
+    summary: str
+    tags: Sequence[str]
+    response: tuple[int, SchemaRef, str]
+    description: str | None = None
+    body: type[Schema] | None = None
+    errors: Sequence[type[APIError]] = ()
+    parameters: Sequence[dict[str, Any]] = ()
+    bearer: bool = False
+    no_store: bool = False
+    content_type: str = JSON
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def documented(**declaration: Any) -> Callable[[View], View]:
+    """Attach the view's OpenAPI declaration (see Operation) to it."""
+    operation = Operation(**declaration)
+
+    def attach(view: View) -> View:
+        setattr(view, ATTRIBUTE, operation)
+        return view
+
+    return attach
+
+
+def _content(schema: SchemaRef, content_type: str = JSON) -> dict[str, Any]:
+    """A content object for a schema class (apispec makes it a $ref) or an inline schema."""
+    return {content_type: {"schema": schema}}
+
+
+def error_responses(errors: Iterable[type[APIError]]) -> dict[str, Any]:
+    """One envelope response per status; the codes sharing a status are named together,
+    and a header is required only when every one of them sends it."""
+    by_status: dict[int, list[type[APIError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error)
+    responses: dict[str, Any] = {}
+    for status, codes in sorted(by_status.items()):
+        response: dict[str, Any] = {
+            "description": "; ".join(code.description for code in codes),
+            "content": _content(ErrorEnvelopeSchema),
+        }
+        headers: dict[str, Any] = {}
+        for code in codes:
+            for name, header in code.documented_headers.items():
+                required = all(name in other.documented_headers for other in codes)
+                headers[name] = header if required else {**header, "required": False}
+        if headers:
+            response["headers"] = headers
+        responses[str(status)] = response
+    return responses
+
+
+def operation_object(operation: Operation) -> dict[str, Any]:
+    """The OpenAPI operation object of a declaration."""
+    status, schema, description = operation.response
+    success: dict[str, Any] = {"description": description}
+    if schema is not None:
+        success["content"] = _content(schema, operation.content_type)
+    if operation.no_store:
+        success["headers"] = NO_STORE
+    result: dict[str, Any] = {"summary": operation.summary}
+    if operation.description:
+        result["description"] = operation.description
+    result["tags"] = list(operation.tags)
+    if operation.bearer:
+        result["security"] = BEARER
+    if operation.parameters:
+        result["parameters"] = list(operation.parameters)
+    if operation.body is not None:
+        result["requestBody"] = {"required": True, "content": _content(operation.body)}
+    result["responses"] = {str(status): success, **error_responses(operation.errors)}
+    result.update(operation.extra)
+    return result
+
+
+def openapi_path(rule: str) -> str:
+    """A Werkzeug rule as an OpenAPI path (`<name>` and `<int:name>` become `{name}`)."""
+    parts = []
+    for piece in rule.split("/"):
+        if piece.startswith("<") and piece.endswith(">"):
+            piece = "{" + piece[1:-1].split(":")[-1] + "}"
+        parts.append(piece)
+    return "/".join(parts)
+
+
+def documented_operations(app: Flask) -> dict[str, dict[str, Operation]]:
+    """Every route's declared operations, by path and method, read from the app."""
+    paths: dict[str, dict[str, Operation]] = {}
+    for rule in app.url_map.iter_rules():
+        operation = getattr(app.view_functions[rule.endpoint], ATTRIBUTE, None)
+        if operation is None:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = operation
+    return paths
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """Generate the OpenAPI document of the app's routes as a dict."""
+    spec = APISpec(
+        title="Lumyri accounts",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Sign-up and sessions for the Lumyri platform."},
+    )
+    spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    for path, operations in documented_operations(app).items():
+        spec.path(
+            path=path,
+            operations={method: operation_object(op) for method, op in operations.items()},
+        )
+    return spec.to_dict()
