@@ -8,7 +8,12 @@ PORT ?= 8000
 APP_ENV ?= development
 export HOST PORT APP_ENV
 
-.PHONY: run test migrate lint format bench clean
+.PHONY: help run test test-fast migrate lint format bench clean
+.DEFAULT_GOAL := help
+
+## help: list the targets with what each does
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## //' | awk -F': ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,14 +29,19 @@ run: $(STAMP) migrate
 migrate: $(STAMP)
 	$(BIN)/flask --app wsgi db upgrade
 
-## test: install if needed and run the whole suite
+## test: install if needed and run the whole suite (SQLite and Postgres, gunicorn, bench smoke)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## lint: ruff check and format check, as CI runs them
+## test-fast: the tests that start no server process (tests/unit, tests/api), on SQLite only
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not postgres" tests/unit tests/api $(PYTEST_ARGS)
+
+## lint: ruff check, ruff format check and mypy over app/ and config.py, as CI runs them
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## bench: the benchmark (not part of the tests); results in bench/results/
 bench: $(STAMP)
@@ -42,9 +52,11 @@ bench: $(STAMP)
 		echo "wrk not installed: the Python asyncio client will generate the load"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+## format: apply ruff's fixes and formatting
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## clean: remove the virtualenv and the tool caches
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -4,10 +4,13 @@ The order of steps lives here: validation is done by the caller's schema, hashin
 the passwords module, every read and write by the repository.
 """
 
+from typing import Any, NoReturn
+
 from flask import has_request_context
 
 from app import passwords, repository
 from app.errors import EmailTaken, InvalidCredentials
+from app.models import SigningCredential, User
 from app.observability import client_ip, current_request_id
 
 CREATORS = {
@@ -16,20 +19,20 @@ CREATORS = {
 }
 
 
-def audit_context():
+def audit_context() -> repository.AuditContext:
     """Who is asking: the client and request id, or the operator's CLI."""
     if not has_request_context():
         return repository.AuditContext(client_ip="cli")
     return repository.AuditContext(client_ip=client_ip(), request_id=current_request_id() or "")
 
 
-def refuse_duplicate(email):
+def refuse_duplicate(email: str) -> NoReturn:
     """Record the repeated sign-up and answer 409 EMAIL_TAKEN."""
     repository.record_audit_event("signup_duplicate", audit_context(), email=email)
     raise EmailTaken()
 
 
-def sign_up(kind, fields):
+def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
     """Create an admin or customer account from loaded sign-up fields.
 
     A known e-mail is refused before paying for a hash; the hash is made outside any
@@ -45,7 +48,7 @@ def sign_up(kind, fields):
         refuse_duplicate(fields["email"])
 
 
-def authenticate(email, password):
+def authenticate(email: str, password: str) -> repository.Account:
     """The account of a right e-mail and password; InvalidCredentials otherwise, in about
     the same time whether or not the e-mail has an account."""
     user = repository.find_user_by_email(email)
@@ -61,6 +64,6 @@ def authenticate(email, password):
     return repository.Account(user, repository.current_credential(user, audit_context()))
 
 
-def revoke_tokens(user):
+def revoke_tokens(user: User) -> SigningCredential:
     """Rotate the user's signing credential: every token issued before is refused."""
     return repository.rotate_credential(user, audit_context())

@@ -9,12 +9,13 @@ from marshmallow import ValidationError
 from app import accounts, idempotency, repository
 from app.emails import canonical_email
 from app.errors import EmailTaken
+from app.models import User
 from app.schemas import SIGNUP_SCHEMA, USER_SCHEMA
 
 accounts_cli = AppGroup("accounts", help="Manage Lumyri accounts.")
 
 
-def find_user_or_exit(email):
+def find_user_or_exit(email: str) -> User:
     """The account with this e-mail (any case), or exit 1 with a message."""
     user = repository.find_user_by_email(canonical_email(email))
     if user is None:
@@ -27,13 +28,13 @@ def find_user_or_exit(email):
 @click.option("--last-name", prompt="Last name")
 @click.option("--email", prompt="E-mail")
 @click.password_option("--password", prompt="Password", confirmation_prompt=True)
-def create_admin(first_name, last_name, email, password):
+def create_admin(first_name: str, last_name: str, email: str, password: str) -> None:
     """Create an admin account (and its company), with the sign-up endpoint's rules."""
     body = {"first_name": first_name, "last_name": last_name, "email": email, "password": password}
     try:
         fields = SIGNUP_SCHEMA.load(body)
     except ValidationError as error:
-        for field, messages in error.messages.items():
+        for field, messages in error.messages_dict.items():
             for message in messages:
                 click.echo(f"{field}: {message}", err=True)
         raise click.ClickException("the account was not created") from None
@@ -46,7 +47,7 @@ def create_admin(first_name, last_name, email, password):
 
 @accounts_cli.command("revoke-tokens")
 @click.argument("email")
-def revoke_tokens(email):
+def revoke_tokens(email: str) -> None:
     """Revoke every access token of an account (its signing credential is rotated)."""
     user = find_user_or_exit(email)
     accounts.revoke_tokens(user)
@@ -55,7 +56,7 @@ def revoke_tokens(email):
 
 @accounts_cli.command("show")
 @click.argument("email")
-def show(email):
+def show(email: str) -> None:
     """Print an account's user object (never its password hash)."""
     click.echo(json.dumps(USER_SCHEMA.dump(find_user_or_exit(email)), indent=2))
 
@@ -63,7 +64,7 @@ def show(email):
 @accounts_cli.command("audit")
 @click.option("--email", help="Only the events of this e-mail address.")
 @click.option("--limit", default=100, show_default=True, help="How many events, newest first.")
-def audit(email, limit):
+def audit(email: str | None, limit: int) -> None:
     """Print the audit trail, newest first: time, event, e-mail, user, client IP, request."""
     events = repository.audit_events(canonical_email(email) if email else None, limit)
     for event in events:
@@ -82,7 +83,7 @@ def audit(email, limit):
 
 
 @accounts_cli.command("purge-idempotency-keys")
-def purge_idempotency_keys():
+def purge_idempotency_keys() -> None:
     """Delete expired Idempotency-Keys (older than IDEMPOTENCY_TTL_SECONDS); run from cron."""
     deleted = repository.purge_idempotency_keys(idempotency.expiry_cut_off())
     click.echo(f"Deleted {deleted} expired idempotency keys.")

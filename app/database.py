@@ -5,17 +5,28 @@ is bounded: connecting, a statement, a lock, and (SQLite) the write lock.
 """
 
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.extensions import db
+
+if TYPE_CHECKING:
+    import psycopg
 
 PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
+# A "connect" event listener: the new DBAPI connection and its pool record.
+ConnectHook = Callable[[DBAPIConnection, ConnectionPoolEntry], None]
 
-def make_private(database_path):
+
+def make_private(database_path: str) -> None:
     """The instance folder's SQLite file readable by its owner only (like the generated
     secret key): created empty with mode 0600 (SQLite gives its -wal and -shm files the
     database file's mode), and an existing one, or its side files, narrowed to 0600."""
@@ -31,7 +42,7 @@ def make_private(database_path):
             continue
 
 
-def configure_database(app):
+def configure_database(app: Flask) -> None:
     """Default to SQLite in the instance folder; set per-driver connection options."""
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
@@ -60,12 +71,12 @@ def configure_database(app):
 SQLITE_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
-def sqlite_connection_hook(busy_timeout_ms, synchronous="FULL"):
+def sqlite_connection_hook(busy_timeout_ms: int, synchronous: str = "FULL") -> ConnectHook:
     """WAL, a busy timeout, the fsync policy and foreign keys on every SQLite connection."""
     if synchronous not in SQLITE_SYNCHRONOUS_MODES:
         raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_MODES}")
 
-    def on_connect(dbapi_connection, _record):
+    def on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -76,12 +87,14 @@ def sqlite_connection_hook(busy_timeout_ms, synchronous="FULL"):
     return on_connect
 
 
-def postgres_connection_hook(statement_timeout_ms, lock_timeout_ms):
+def postgres_connection_hook(statement_timeout_ms: int, lock_timeout_ms: int) -> ConnectHook:
     """Server-side limits on every Postgres connection: no statement or lock wait may
     outlast the time the contract gives a 503."""
 
-    def on_connect(dbapi_connection, _record):
-        with dbapi_connection.cursor() as cursor:
+    def on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # The Postgres driver is psycopg, whose cursor is a context manager (SQLAlchemy's
+        # DBAPI protocol does not say so).
+        with cast("psycopg.Cursor[Any]", dbapi_connection.cursor()) as cursor:
             cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
             cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
             cursor.execute("SET idle_in_transaction_session_timeout = 60000")
@@ -90,7 +103,7 @@ def postgres_connection_hook(statement_timeout_ms, lock_timeout_ms):
     return on_connect
 
 
-def rollback_after_request(error=None):
+def rollback_after_request(error: BaseException | None = None) -> None:
     """Teardown: whatever the request left open in its transaction (an error midway) is
     rolled back before the session goes back to the pool. Nothing is open after a
     request that committed, and then this costs one attribute look-up."""
@@ -102,9 +115,10 @@ def rollback_after_request(error=None):
             pass
 
 
-def install_connection_hooks(app):
+def install_connection_hooks(app: Flask) -> None:
     """Attach the per-connection settings to the app's engine (after db.init_app)."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    hook: ConnectHook | None
     if uri.startswith("sqlite"):
         hook = sqlite_connection_hook(
             app.config["SQLITE_BUSY_TIMEOUT_MS"], app.config["SQLITE_SYNCHRONOUS"]

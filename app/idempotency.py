@@ -50,7 +50,7 @@ def read_key_header() -> KeyHeader:
     return KeyHeader(None, {HEADER: [f"Must be 1-{MAX_LENGTH} printable ASCII characters."]})
 
 
-def canonical_json(body):
+def canonical_json(body: dict[str, Any]) -> str:
     """The body as JSON text with sorted keys and no spacing, numbers as they were sent.
 
     The body reader keeps integers of over 4,000 digits as Decimal (Python will not make
@@ -58,7 +58,7 @@ def canonical_json(body):
     are then taken off, so `1e4001`-long numbers stay numbers, distinct from strings."""
     marker = secrets.token_hex(16)
 
-    def as_marked_text(value):
+    def as_marked_text(value: object) -> str:
         if isinstance(value, Decimal):
             return f"{marker}{value}"
         raise TypeError(f"{type(value).__name__} is not JSON")
@@ -71,7 +71,7 @@ def canonical_json(body):
     return re.sub(f'"{marker}([-+0-9.Ee]+)"', r"\1", text)
 
 
-def fingerprint(body):
+def fingerprint(body: dict[str, Any]) -> str:
     """A keyed hash of the JSON body (key order and spacing ignored). Keyed, because
     the body holds the password: a plain hash in the database could be brute-forced."""
     canonical = canonical_json(body)
@@ -81,12 +81,12 @@ def fingerprint(body):
     ).hexdigest()
 
 
-def expiry_cut_off():
+def expiry_cut_off() -> datetime:
     """Keys created before this have expired."""
     return datetime.now(UTC) - timedelta(seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
 
 
-def _as_utc(moment):
+def _as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes: they were stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -103,7 +103,7 @@ def _claim(endpoint: str, key: str, body_fingerprint: str) -> repository.Claim:
     return claim
 
 
-def _wait_for_first(endpoint, key):
+def _wait_for_first(endpoint: str, key: str) -> IdempotencyKey | None:
     """Wait (up to IDEMPOTENCY_WAIT_SECONDS) for the first request to finish."""
     deadline = time.monotonic() + current_app.config["IDEMPOTENCY_WAIT_SECONDS"]
     while True:

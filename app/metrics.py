@@ -35,12 +35,16 @@ PASSWORD_HASH_SECONDS = Histogram(
 # Any token is a method to HTTP: others are counted as OTHER, so a client cannot make up
 # new time series (nor grow the cache below) by inventing methods.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-SIGNUP_ROLES = {"signup.admin_signup": "admin", "signup.customer_signup": "customer"}
+# By endpoint; looked up with None too (a request that matched no route).
+SIGNUP_ROLES: dict[str | None, str] = {
+    "signup.admin_signup": "admin",
+    "signup.customer_signup": "customer",
+}
 SIGNUP_OUTCOMES = {201: "created", 409: "duplicate", 429: "rate_limited"}
 REPLAYED = "replayed"
 
 
-def signup_outcome(status, replayed=False):
+def signup_outcome(status: int, replayed: bool = False) -> str | None:
     """The outcome label of a sign-up answered with this status (None: not counted); a
     retry answered from the first response is `replayed`, whatever that answered."""
     if replayed:
@@ -53,7 +57,9 @@ def signup_outcome(status, replayed=False):
 
 
 @functools.cache
-def _series(method, endpoint, status, replayed):
+def _series(
+    method: str, endpoint: str | None, status: int, replayed: bool
+) -> tuple[Counter, Histogram, Counter | None]:
     """The (request counter, duration histogram, sign-up counter or None) samples of one
     kind of answer, looked up once per process rather than once per request."""
     route = endpoint or "unmatched"
@@ -66,7 +72,9 @@ def _series(method, endpoint, status, replayed):
     )
 
 
-def record_request(method, endpoint, status, seconds, replayed=False):
+def record_request(
+    method: str, endpoint: str | None, status: int, seconds: float, replayed: bool = False
+) -> None:
     """Count one answered request (and, for sign-ups, its outcome)."""
     method = method if method in METHODS else "OTHER"
     requests, duration, signups = _series(method, endpoint, status, replayed)

@@ -5,11 +5,19 @@ Models hold data only; reading and writing them is the repository's job.
 
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+
+if TYPE_CHECKING:
+    # db.Model is built at run time from app.extensions.Base (model_class=Base), so the
+    # type checker sees the declarative base itself.
+    from app.extensions import Base as Model
+else:
+    Model = db.Model
 
 ADMIN_ROLE = "Admin"
 CUSTOMER_ROLE = "Customer"
@@ -19,17 +27,17 @@ STATE_ACTIVED = "ACTIVED"  # spelled as in the platform's API document
 EMAIL_KEY_MAX = 1536
 
 
-def new_uuid():
+def new_uuid() -> str:
     """Return a fresh uuid4 as its canonical string."""
     return str(uuid.uuid4())
 
 
-def utc_now():
+def utc_now() -> datetime:
     """Return the current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
 
 
-class Role(db.Model):
+class Role(Model):
     """A system role with its permission tree; seeded by a migration."""
 
     __tablename__ = "roles"
@@ -38,10 +46,10 @@ class Role(db.Model):
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
     description: Mapped[str] = mapped_column(sa.String(255), default="")
     category: Mapped[str] = mapped_column(sa.String(64))
-    permission: Mapped[dict] = mapped_column(sa.JSON)
+    permission: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
 
 
-class Company(db.Model):
+class Company(Model):
     """The company an admin signs up with; every field but the id starts empty."""
 
     __tablename__ = "companies"
@@ -55,7 +63,7 @@ class Company(db.Model):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
 
 
-class User(db.Model):
+class User(Model):
     """An account. `email` is stored in its canonical form; `email_key`, its comparison
     form, is unique (app.emails): every spelling of one mailbox is one account."""
 
@@ -86,7 +94,7 @@ class User(db.Model):
     role: Mapped[Role] = relationship(lazy="joined")
 
 
-class SigningCredential(db.Model):
+class SigningCredential(Model):
     """A JWT credential: its `key` is the token's `iss`; its secret is derived, never stored."""
 
     __tablename__ = "signing_credentials"
@@ -101,7 +109,7 @@ class SigningCredential(db.Model):
     user: Mapped[User] = relationship(lazy="joined")
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """Something that happened to an account, written in the transaction that did it."""
 
     __tablename__ = "audit_events"
@@ -119,7 +127,7 @@ class AuditEvent(db.Model):
     request_id: Mapped[str] = mapped_column(sa.String(128), default="")
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Model):
     """A sign-up's Idempotency-Key: what it was used with and what it answered."""
 
     __tablename__ = "idempotency_keys"

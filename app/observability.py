@@ -5,8 +5,10 @@ import logging
 import random
 import re
 import time
+from typing import Any, cast
 
-from flask import g, has_request_context, request
+from flask import Flask, Request, Response, g, has_request_context, request
+from werkzeug.local import LocalProxy
 
 from app import metrics
 
@@ -18,12 +20,12 @@ REQUEST_ID_ENVIRON_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
-def client_ip():
+def client_ip() -> str:
     """The client's address (from X-Forwarded-For only behind TRUSTED_PROXIES proxies)."""
     return request.remote_addr or "unknown"
 
 
-def current_request_id():
+def current_request_id() -> str | None:
     """The id of the request being served, or None outside a request."""
     return g.get("request_id") if has_request_context() else None
 
@@ -31,7 +33,7 @@ def current_request_id():
 _base_record_factory = logging.getLogRecordFactory()
 
 
-def _record_with_request_id(*args, **kwargs):
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Stamp every log record made while serving a request with that request's id."""
     record = _base_record_factory(*args, **kwargs)
     if not hasattr(record, "request_id"):
@@ -50,11 +52,12 @@ class JsonFormatter(logging.Formatter):
     FIELDS = ("method", "path", "status", "duration_ms", "client_ip")
     encode = json.JSONEncoder(ensure_ascii=False).encode
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._second = (None, "")  # (whole second, its text): swapped whole, thread-safe
+        # (whole second, its text): swapped whole, thread-safe
+        self._second: tuple[int | None, str] = (None, "")
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         second = int(record.created)
         cached = self._second
         if cached[0] != second:
@@ -62,7 +65,7 @@ class JsonFormatter(logging.Formatter):
                 second,
                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
             )
-        line = {
+        line: dict[str, Any] = {
             "time": f"{cached[1]}.{int(record.msecs):03d}+00:00",
             "level": record.levelname,
             "logger": record.name,
@@ -76,7 +79,7 @@ class JsonFormatter(logging.Formatter):
         return self.encode(line)
 
 
-def new_request_id():
+def new_request_id() -> str:
     """32 random hex digits, from the random module's generator.
 
     A request id must be unique, not secret: os.urandom would cost a system call on every
@@ -87,16 +90,18 @@ def new_request_id():
     return f"{random.getrandbits(128):032x}"
 
 
-def start_request():
+def start_request() -> None:
     """Take the client's sane X-Request-ID or make one; start the clock."""
     given = request.environ.get(REQUEST_ID_ENVIRON_KEY, "")
     g.request_id = given if SANE_REQUEST_ID.fullmatch(given) else new_request_id()
     g.request_started = time.perf_counter()
 
 
-def finish_request(response):
+def finish_request(response: Response) -> Response:
     """Echo the request id, count the request, write its log line."""
-    current = request._get_current_object()  # one context look-up, not one per field
+    # One context look-up, not one per field (Flask types `request` as the Request it
+    # stands for; it is a LocalProxy).
+    current = cast("LocalProxy[Request]", request)._get_current_object()
     request_id = g.get("request_id") or new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
@@ -121,7 +126,7 @@ def finish_request(response):
     return response
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Hook the request id, the log line and the metrics into every request."""
     logging.setLogRecordFactory(_record_with_request_id)
     app.before_request(start_request)

@@ -5,11 +5,13 @@ import threading
 import time
 import unicodedata
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Self
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
+from flask import Flask, current_app
 
 from app.metrics import PASSWORD_HASH_SECONDS
 
@@ -18,7 +20,7 @@ DUMMY_HASH_KEY = "lumyri_dummy_password_hash"
 GATE_KEY = "lumyri_password_hash_gate"
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Build the app's argon2id hasher from its ARGON2_* settings, and the dummy hash
     that failed log-ins for unknown e-mails are checked against (made once, at start-up,
     so the first such log-in is not slower than the rest)."""
@@ -43,18 +45,18 @@ class HashGate:
     (bench/README.md, "Fair waits").
     """
 
-    def __init__(self, slots):
+    def __init__(self, slots: int) -> None:
         self._lock = threading.Lock()
         self._slots = slots
         self._free = slots
-        self._waiters = deque()
+        self._waiters: deque[threading.Lock] = deque()
 
     @property
-    def waiting(self):
+    def waiting(self) -> int:
         """How many callers are waiting for a slot."""
         return len(self._waiters)
 
-    def acquire(self, blocking=True):
+    def acquire(self, blocking: bool = True) -> bool:
         """Take a slot, waiting for it in turn; False when not blocking and none is free."""
         with self._lock:
             if self._free and not self._waiters:
@@ -72,7 +74,7 @@ class HashGate:
             raise
         return True
 
-    def _give_up(self, turn):
+    def _give_up(self, turn: threading.Lock) -> None:
         """A waiter interrupted (KeyboardInterrupt, say): leave the queue, or pass on the
         slot if it was handed over meanwhile, so that no slot is ever lost."""
         with self._lock:
@@ -81,7 +83,7 @@ class HashGate:
                 return
         self.release()
 
-    def release(self):
+    def release(self) -> None:
         """Hand the slot to the longest waiter, or free it."""
         with self._lock:
             if self._waiters:
@@ -91,32 +93,32 @@ class HashGate:
             else:
                 raise ValueError("HashGate released more often than acquired")
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
 
-def _hasher():
+def _hasher() -> PasswordHasher:
     """Return the current app's hasher."""
     return current_app.extensions[EXTENSION_KEY]
 
 
 @contextmanager
-def _hash_slot():
+def _hash_slot() -> Iterator[None]:
     """Wait for one of the process's hashing slots."""
     with current_app.extensions[GATE_KEY]:
         yield
 
 
-def _normalise(password):
+def _normalise(password: str) -> str:
     """NFKC-normalise, the same way at sign-up and at login; never trim or case-fold."""
     return unicodedata.normalize("NFKC", password)
 
 
-def hash_password(password):
+def hash_password(password: str) -> str:
     """Return an argon2id hash of the password."""
     with _hash_slot():
         started = time.perf_counter()
@@ -125,7 +127,7 @@ def hash_password(password):
         return password_hash
 
 
-def verify_password(password_hash, password):
+def verify_password(password_hash: str, password: str) -> bool:
     """Return True when the password matches the hash; never raises for a mismatch."""
     try:
         with _hash_slot():
@@ -134,12 +136,12 @@ def verify_password(password_hash, password):
         return False
 
 
-def needs_rehash(password_hash):
+def needs_rehash(password_hash: str) -> bool:
     """Return True when the hash was made with other parameters than today's."""
     return _hasher().check_needs_rehash(password_hash)
 
 
-def verify_against_dummy(password):
+def verify_against_dummy(password: str) -> bool:
     """Spend the time of a real verification when no account matches, so a failed log-in
     takes as long for an unknown e-mail as for a wrong password. Always False."""
     verify_password(current_app.extensions[DUMMY_HASH_KEY], password)

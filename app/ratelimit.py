@@ -9,8 +9,9 @@ import hashlib
 import logging
 import math
 import time
+from typing import cast
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from limits import parse
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 EXTENSION_KEY = "lumyri_rate_limiter"
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """One limiter per app: its storage is memory:// or the Redis of RATELIMIT_STORAGE_URI."""
     app.extensions[EXTENSION_KEY] = Limiter(
         key_func=client_ip,
@@ -35,13 +36,13 @@ def init_app(app):
     )
 
 
-def _enforce(setting, *identifiers):
+def _enforce(setting: str, *identifiers: str) -> None:
     """Spend one request of the limit named by `setting`; 429 when none is left.
 
     If the limit storage is unreachable the request is let through (and logged): an
     outage of Redis should not lock every user out of their account.
     """
-    limiter = current_app.extensions[EXTENSION_KEY]
+    limiter: Limiter = current_app.extensions[EXTENSION_KEY]
     if not limiter.enabled:
         return
     item = parse(current_app.config[setting])
@@ -60,12 +61,13 @@ def _enforce(setting, *identifiers):
     raise RateLimited(headers={"Retry-After": str(retry_after)})
 
 
-def limit_signup():
+def limit_signup() -> None:
     """Sign-up: RATELIMIT_SIGNUP per client IP, for each sign-up endpoint."""
-    _enforce("RATELIMIT_SIGNUP", request.endpoint, client_ip())
+    # Called from the sign-up views only: the request matched a route, so it has an endpoint.
+    _enforce("RATELIMIT_SIGNUP", cast(str, request.endpoint), client_ip())
 
 
-def limit_login(email):
+def limit_login(email: str) -> None:
     """Log-in: RATELIMIT_LOGIN_PER_IP per client IP, and RATELIMIT_LOGIN per IP and e-mail
     (the e-mail's comparison form, hashed: every spelling of one address shares the limit,
     and the limit storage holds no addresses)."""

@@ -5,8 +5,10 @@ Plain functions over `db.session`. Views never touch the session; models never c
 
 import secrets
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -58,7 +60,9 @@ class AuditContext:
     request_id: str = ""
 
 
-def _add_audit_event(event, context, user_id=None, email=""):
+def _add_audit_event(
+    event: str, context: AuditContext, user_id: str | None = None, email: str = ""
+) -> None:
     """Add an audit event to the current transaction (committed with what it records)."""
     db.session.add(
         AuditEvent(
@@ -71,13 +75,15 @@ def _add_audit_event(event, context, user_id=None, email=""):
     )
 
 
-def record_audit_event(event, context, user_id=None, email=""):
+def record_audit_event(
+    event: str, context: AuditContext, user_id: str | None = None, email: str = ""
+) -> None:
     """Write an audit event that records no other change (a refused sign-up or log-in)."""
     _add_audit_event(event, context, user_id, email)
     db.session.commit()
 
 
-def audit_events(email=None, limit=100):
+def audit_events(email: str | None = None, limit: int = 100) -> Sequence[AuditEvent]:
     """The newest audit events first, optionally of one e-mail."""
     query = sa.select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if email:
@@ -85,18 +91,18 @@ def audit_events(email=None, limit=100):
     return db.session.scalars(query.limit(limit)).all()
 
 
-def new_credential_key():
+def new_credential_key() -> str:
     """A 32-character [A-Za-z0-9] key, like an API gateway's JWT credential key."""
     return "".join(secrets.choice(CREDENTIAL_KEY_ALPHABET) for _ in range(CREDENTIAL_KEY_LENGTH))
 
 
-def _end_read_transaction():
+def _end_read_transaction() -> None:
     """Close the read transaction so no connection sits idle in a transaction while the
     caller spends ~100 ms on argon2; objects already loaded stay usable."""
     db.session.commit()
 
 
-def email_exists(email):
+def email_exists(email: str) -> bool:
     """True when an account has this mailbox (the canonical e-mail in any spelling)."""
     query = sa.select(User.id).where(User.email_key == email_key(email))
     found = db.session.scalar(query) is not None
@@ -104,12 +110,19 @@ def email_exists(email):
     return found
 
 
-def get_role(name):
+def get_role(name: str) -> Role | None:
     """Return the system role with this name (seeded by a migration)."""
     return db.session.scalar(sa.select(Role).where(Role.name == name))
 
 
-def _create_account(fields, password_hash, role_name, state, company, context):
+def _create_account(
+    fields: dict[str, Any],
+    password_hash: str,
+    role_name: str,
+    state: str,
+    company: Company | None,
+    context: AuditContext,
+) -> Account:
     """Write user, company (if any), signing credential and the audit event in one
     transaction."""
     role = get_role(role_name)
@@ -140,7 +153,9 @@ def _create_account(fields, password_hash, role_name, state, company, context):
     return Account(user, credential)
 
 
-def create_admin_account(fields, password_hash, context=AuditContext()):
+def create_admin_account(
+    fields: dict[str, Any], password_hash: str, context: AuditContext = AuditContext()
+) -> Account:
     """Create an admin: a new company, the Admin role, state CARD_NOT_FOUND."""
     company = Company()
     return _create_account(
@@ -148,22 +163,24 @@ def create_admin_account(fields, password_hash, context=AuditContext()):
     )
 
 
-def create_customer_account(fields, password_hash, context=AuditContext()):
+def create_customer_account(
+    fields: dict[str, Any], password_hash: str, context: AuditContext = AuditContext()
+) -> Account:
     """Create a customer: no company, the Customer role, state ACTIVED."""
     return _create_account(fields, password_hash, CUSTOMER_ROLE, STATE_ACTIVED, None, context)
 
 
-def find_credential(key):
+def find_credential(key: str) -> SigningCredential | None:
     """Return the signing credential with this key (and its user), or None."""
     return db.session.scalar(sa.select(SigningCredential).where(SigningCredential.key == key))
 
 
-def get_user(user_id):
+def get_user(user_id: str) -> User | None:
     """Return the user with this id, or None."""
     return db.session.get(User, user_id)
 
 
-def find_user_by_email(email):
+def find_user_by_email(email: str) -> User | None:
     """Return the user with this mailbox (the canonical e-mail in any spelling; role and
     company loaded), or None."""
     user = db.session.scalar(sa.select(User).where(User.email_key == email_key(email)))
@@ -171,13 +188,13 @@ def find_user_by_email(email):
     return user
 
 
-def set_password_hash(user, password_hash):
+def set_password_hash(user: User, password_hash: str) -> None:
     """Store a new hash for the user (after a re-hash with today's parameters)."""
     user.password_hash = password_hash
     db.session.commit()
 
 
-def current_credential(user, context=None):
+def current_credential(user: User, context: AuditContext | None = None) -> SigningCredential:
     """The user's newest signing credential, created if the user has none; with a
     context, the successful log-in is recorded in the same transaction."""
     credential = db.session.scalar(
@@ -195,7 +212,7 @@ def current_credential(user, context=None):
     return credential
 
 
-def rotate_credential(user, context=AuditContext()):
+def rotate_credential(user: User, context: AuditContext = AuditContext()) -> SigningCredential:
     """Delete every signing credential of the user and create a new one, in one transaction.
 
     Every token signed before is refused from then on; the new key signs the next login.
@@ -208,14 +225,14 @@ def rotate_credential(user, context=AuditContext()):
     return credential
 
 
-def ping():
+def ping() -> None:
     """Read the seeded roles; raises when the database cannot be reached or is not
     migrated (a service that cannot sign anyone up is not ready)."""
     db.session.execute(sa.select(Role.id).limit(1)).all()
     db.session.rollback()
 
 
-def rollback():
+def rollback() -> None:
     """Drop whatever the current transaction holds (used after errors)."""
     try:
         db.session.rollback()
@@ -223,7 +240,7 @@ def rollback():
         pass
 
 
-def claim_idempotency_key(endpoint, key, fingerprint):
+def claim_idempotency_key(endpoint: str, key: str, fingerprint: str) -> Claim:
     """Insert the key as in progress; the unique index decides whether this request
     claimed it or another did (then the existing row comes back)."""
     row = IdempotencyKey(endpoint=endpoint, key=key, fingerprint=fingerprint)
@@ -236,7 +253,7 @@ def claim_idempotency_key(endpoint, key, fingerprint):
     return Claim(get_idempotency_key(endpoint, key), False)
 
 
-def get_idempotency_key(endpoint, key):
+def get_idempotency_key(endpoint: str, key: str) -> IdempotencyKey | None:
     """The key's row as the database has it now (or None), without holding a transaction."""
     row = db.session.scalar(
         sa.select(IdempotencyKey)
@@ -247,25 +264,32 @@ def get_idempotency_key(endpoint, key):
     return row
 
 
-def complete_idempotency_key(row, status, user_id=None):
+def complete_idempotency_key(row: IdempotencyKey, status: int, user_id: str | None = None) -> None:
     """Store what the first request answered."""
     row.status = status
     row.user_id = user_id
     db.session.commit()
 
 
-def release_idempotency_key(row):
+def release_idempotency_key(row: IdempotencyKey) -> None:
     """Forget a key whose request failed (a 5xx or a 429): a retry may run again."""
     rollback()
     db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.id == row.id))
     db.session.commit()
 
 
-def purge_idempotency_keys(created_before, endpoint=None, key=None):
+def purge_idempotency_keys(
+    created_before: datetime, endpoint: str | None = None, key: str | None = None
+) -> int:
     """Delete keys older than the cut-off (all of them, or one endpoint's key)."""
     query = sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < created_before)
     if endpoint is not None:
         query = query.where(IdempotencyKey.endpoint == endpoint, IdempotencyKey.key == key)
-    deleted = db.session.execute(query.execution_options(synchronize_session="fetch")).rowcount
+    # A DELETE's result is a CursorResult (Session.execute is typed as the general Result).
+    result = cast(
+        sa.CursorResult[Any],
+        db.session.execute(query.execution_options(synchronize_session="fetch")),
+    )
+    deleted = result.rowcount
     db.session.commit()
     return deleted

@@ -1,6 +1,8 @@
 """Marshmallow schemas: the field rules of sign-up and the shape of the user object."""
 
 import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -10,18 +12,26 @@ NAME_MAX = 100
 PASSWORD_MIN = 9  # "more than 8 characters"
 PASSWORD_MAX = 128
 
+# A text rule's check: None when the value passes, else its message (or a list of them).
+Check = Callable[[str], str | list[str] | None]
+AnyField = TypeVar("AnyField", bound=fields.Field)
+
 
 class TrimmedString(fields.String):
     """A string with surrounding white space removed before any rule runs."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
         return super()._deserialize(value, attr, data, **kwargs).strip(TRIM_CHARACTERS)
 
 
 class EmailAddress(fields.String):
     """An e-mail address in its canonical form (app.emails) before any rule runs."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
         return canonical_email(super()._deserialize(value, attr, data, **kwargs))
 
 
@@ -42,14 +52,21 @@ class Rules(validate.Validator):
 
     equal = None  # no exact length (apispec asks)
 
-    def __init__(self, *checks, min=None, max=None, too_short=None, too_long=None):
+    def __init__(
+        self,
+        *checks: Check,
+        min: int | None = None,
+        max: int | None = None,
+        too_short: str | None = None,
+        too_long: str | None = None,
+    ) -> None:
         self.checks = checks
         self.min, self.max = min, max
         self.too_short = too_short or f"Must be at least {min} characters."
         self.too_long = too_long or f"Must be at most {max} characters."
 
-    def __call__(self, value):
-        errors = []
+    def __call__(self, value: str) -> str:
+        errors: list[str] = []
         if self.min is not None and len(value) < self.min:
             errors.append(self.too_short)
         if self.max is not None and len(value) > self.max:
@@ -63,38 +80,39 @@ class Rules(validate.Validator):
         return value
 
 
-def _has_lone_surrogate(value):
+def _has_lone_surrogate(value: str) -> bool:
     """True when the text holds a UTF-16 surrogate that is not part of a character."""
     return LONE_SURROGATE.search(value) is not None
 
 
-def lone_surrogates(value):
+def lone_surrogates(value: str) -> str | None:
     """Lone surrogates cannot be stored or hashed as text."""
     if _has_lone_surrogate(value):
         return "Must be valid Unicode text (no lone surrogates)."
     return None
 
 
-def control_characters(value):
+def control_characters(value: str) -> str | None:
     """NUL and the other C0/C1 control characters are refused."""
     if CONTROL_CHARACTER.search(value):
         return "Must not contain control characters."
     return None
 
 
-def email_syntax(value):
+def email_syntax(value: str) -> str | None:
     """The address as email-validator checks it, without DNS look-ups."""
     if _has_lone_surrogate(value):
         return None  # reported by its own rule
     normalised, error = checked(value)
     if normalised is not None:
         return None
+    assert error is not None  # checked() gives a reason whenever it gives no address
     if len(value) > EMAIL_MAX and "too long" in error:
         return None  # the length rule says so already
     return f"Not a valid e-mail address: {error}"
 
 
-def _is_special(char):
+def _is_special(char: str) -> bool:
     """Anything that is not a letter, a digit or white space."""
     return not (char.isalnum() or char.isspace())
 
@@ -108,7 +126,7 @@ PASSWORD_CHARACTER_KINDS = (
 )
 
 
-def missing_character_kinds(value):
+def missing_character_kinds(value: str) -> list[str]:
     """One message for each kind of character the password lacks, in the order above."""
     return [message for test, message in PASSWORD_CHARACTER_KINDS if not any(map(test, value))]
 
@@ -116,7 +134,7 @@ def missing_character_kinds(value):
 NOT_EMPTY = "Must not be empty."
 
 
-def name_field():
+def name_field() -> TrimmedString:
     """first_name / last_name: required, trimmed, 1-100 code points, no control characters."""
     return TrimmedString(
         required=True,
@@ -170,7 +188,7 @@ class LoginRequestSchema(Schema):
     )
 
 
-def out(field_class, **kwargs):
+def response_field(field_class: type[AnyField], **kwargs: Any) -> AnyField:
     """A response field: always present in the output, so listed as required in OpenAPI."""
     return field_class(required=True, **kwargs)
 
@@ -178,12 +196,12 @@ def out(field_class, **kwargs):
 class CompanySchema(Schema):
     """The company object; a customer gets the same keys, all empty."""
 
-    id = out(fields.String)
-    name = out(fields.String)
-    phone = out(fields.String)
-    address = out(fields.String)
-    describe = out(fields.String)
-    email = out(fields.String)
+    id = response_field(fields.String)
+    name = response_field(fields.String)
+    phone = response_field(fields.String)
+    address = response_field(fields.String)
+    describe = response_field(fields.String)
+    email = response_field(fields.String)
 
 
 EMPTY_COMPANY = {key: "" for key in CompanySchema().fields}
@@ -192,7 +210,11 @@ EMPTY_COMPANY = {key: "" for key in CompanySchema().fields}
 class CompanyOrEmpty(fields.Nested):
     """An admin's company, or, for a customer (no company), the same keys all empty."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    # marshmallow's Nested names the first parameter `nested_obj`, its base Field `value`
+    # (it is passed by position): no name satisfies both.
+    def _serialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, obj: Any, **kwargs: Any
+    ) -> Any:
         if value is None:
             return dict(EMPTY_COMPANY)
         return super()._serialize(value, attr, obj, **kwargs)
@@ -201,103 +223,104 @@ class CompanyOrEmpty(fields.Nested):
 class GrantSchema(Schema):
     """One permission: may the role do everything, may it view."""
 
-    all = out(fields.Boolean)
-    view = out(fields.Boolean)
+    all = response_field(fields.Boolean)
+    view = response_field(fields.Boolean)
 
 
 class PlatformPermissionSchema(Schema):
     """Permissions on the platform."""
 
-    applications = out(fields.Nested, nested=GrantSchema)
-    admins = out(fields.Nested, nested=GrantSchema)
-    roles = out(fields.Nested, nested=GrantSchema)
-    billing = out(fields.Nested, nested=GrantSchema)
+    applications = response_field(fields.Nested, nested=GrantSchema)
+    admins = response_field(fields.Nested, nested=GrantSchema)
+    roles = response_field(fields.Nested, nested=GrantSchema)
+    billing = response_field(fields.Nested, nested=GrantSchema)
 
 
 class ApplicationPermissionSchema(Schema):
     """Permissions inside an application (`applications` is always null)."""
 
-    applications = out(fields.Raw, allow_none=True, metadata={"type": "object"})
-    tickets = out(fields.Nested, nested=GrantSchema)
-    agents = out(fields.Nested, nested=GrantSchema)
-    customers = out(fields.Nested, nested=GrantSchema)
-    live_map = out(fields.Nested, nested=GrantSchema)
-    labels = out(fields.Nested, nested=GrantSchema)
-    settings = out(fields.Nested, nested=GrantSchema)
+    applications = response_field(fields.Raw, allow_none=True, metadata={"type": "object"})
+    tickets = response_field(fields.Nested, nested=GrantSchema)
+    agents = response_field(fields.Nested, nested=GrantSchema)
+    customers = response_field(fields.Nested, nested=GrantSchema)
+    live_map = response_field(fields.Nested, nested=GrantSchema)
+    labels = response_field(fields.Nested, nested=GrantSchema)
+    settings = response_field(fields.Nested, nested=GrantSchema)
 
 
 class PermissionSchema(Schema):
     """A role's permission tree."""
 
-    platform = out(fields.Nested, nested=PlatformPermissionSchema)
-    application = out(fields.Nested, nested=ApplicationPermissionSchema)
+    platform = response_field(fields.Nested, nested=PlatformPermissionSchema)
+    application = response_field(fields.Nested, nested=ApplicationPermissionSchema)
 
 
 class RoleSchema(Schema):
     """A role with its permission tree, as stored."""
 
-    name = out(fields.String)
-    description = out(fields.String)
-    category = out(fields.String)
-    permission = out(fields.Nested, nested=PermissionSchema)
+    name = response_field(fields.String)
+    description = response_field(fields.String)
+    category = response_field(fields.String)
+    permission = response_field(fields.Nested, nested=PermissionSchema)
 
 
 class UserSchema(Schema):
     """The full user object of the contract: exactly these keys, never a password or hash."""
 
-    id = out(fields.String, metadata={"format": "uuid"})
-    first_name = out(fields.String)
-    last_name = out(fields.String)
-    phone = out(fields.String)
-    email = out(fields.String)
-    country = out(fields.String)
-    city = out(fields.String)
-    avatar = out(fields.String)
-    company = out(CompanyOrEmpty, nested=CompanySchema)
-    role = out(fields.Nested, nested=RoleSchema)
-    address = out(fields.String, allow_none=True)
-    state = out(fields.String, metadata={"enum": ["CARD_NOT_FOUND", "ACTIVED"]})
-    language = out(fields.String)
-    timezone = out(fields.String)
-    default_app = out(fields.String)
+    id = response_field(fields.String, metadata={"format": "uuid"})
+    first_name = response_field(fields.String)
+    last_name = response_field(fields.String)
+    phone = response_field(fields.String)
+    email = response_field(fields.String)
+    country = response_field(fields.String)
+    city = response_field(fields.String)
+    avatar = response_field(fields.String)
+    company = response_field(CompanyOrEmpty, nested=CompanySchema)
+    role = response_field(fields.Nested, nested=RoleSchema)
+    address = response_field(fields.String, allow_none=True)
+    state = response_field(fields.String, metadata={"enum": ["CARD_NOT_FOUND", "ACTIVED"]})
+    language = response_field(fields.String)
+    timezone = response_field(fields.String)
+    default_app = response_field(fields.String)
 
 
 class AuthResultSchema(Schema):
     """The `data` of a sign-up or log-in response."""
 
-    access_token = out(fields.String, metadata={"description": "HS256 JWT"})
-    user = out(fields.Nested, nested=UserSchema)
+    access_token = response_field(fields.String, metadata={"description": "HS256 JWT"})
+    user = response_field(fields.Nested, nested=UserSchema)
 
 
 class UserResultSchema(Schema):
     """The `data` of a /me response."""
 
-    user = out(fields.Nested, nested=UserSchema)
+    user = response_field(fields.Nested, nested=UserSchema)
 
 
 class StatusSchema(Schema):
     """The `data` of /healthz and /readyz."""
 
-    status = out(fields.String, metadata={"enum": ["ok", "ready"]})
+    status = response_field(fields.String, metadata={"enum": ["ok", "ready"]})
 
 
-def null_field():
+def null_field() -> fields.Raw:
     """A key that is present and always null."""
-    return out(fields.Raw, allow_none=True, metadata={"type": "object", "enum": [None]})
+    return response_field(fields.Raw, allow_none=True, metadata={"type": "object", "enum": [None]})
 
 
-def envelope(data_schema, name):
+def envelope(data_schema: type[Schema], name: str) -> type[Schema]:
     """`{"error": null, "data": <data_schema>}`, as every success answers."""
     return Schema.from_dict(
-        {"error": null_field(), "data": out(fields.Nested, nested=data_schema)}, name=name
+        {"error": null_field(), "data": response_field(fields.Nested, nested=data_schema)},
+        name=name,
     )
 
 
 class ErrorSchema(Schema):
     """The `error` object of the envelope."""
 
-    code = out(fields.String)
-    message = out(fields.String)
+    code = response_field(fields.String)
+    message = response_field(fields.String)
     fields_ = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.String()),
@@ -309,7 +332,7 @@ class ErrorSchema(Schema):
 class ErrorEnvelopeSchema(Schema):
     """`{"error": {...}, "data": null}`, as every error answers."""
 
-    error = out(fields.Nested, nested=ErrorSchema)
+    error = response_field(fields.Nested, nested=ErrorSchema)
     data = null_field()
 
 

@@ -4,6 +4,8 @@ import logging
 import os
 import secrets
 
+from flask import Flask
+
 from config import MIN_SECRET_KEY_BYTES, MIN_SECRET_KEY_DISTINCT, ConfigError
 
 log = logging.getLogger(__name__)
@@ -11,7 +13,7 @@ log = logging.getLogger(__name__)
 SECRET_KEY_FILE = "secret_key"
 
 
-def configure_secret_key(app):
+def configure_secret_key(app: Flask) -> None:
     """Require a strong SECRET_KEY; development may generate one in the instance folder."""
     key = app.config.get("SECRET_KEY")
     if not key and app.config["GENERATE_SECRET_KEY"]:
@@ -20,7 +22,7 @@ def configure_secret_key(app):
     check_secret_key(key)
 
 
-def check_secret_key(key):
+def check_secret_key(key: str | None) -> None:
     """Raise ConfigError (one line, for the operator) unless the key is usable."""
     if not key:
         raise ConfigError("SECRET_KEY is not set; set it to a random string of 32+ bytes")
@@ -35,7 +37,7 @@ def check_secret_key(key):
         raise ConfigError(f"SECRET_KEY is not random enough; {advice}")
 
 
-def load_or_create_instance_secret(instance_path):
+def load_or_create_instance_secret(instance_path: str) -> str:
     """Read the instance folder's secret key, creating it atomically the first time."""
     os.makedirs(instance_path, mode=0o700, exist_ok=True)
     path = os.path.join(instance_path, SECRET_KEY_FILE)

@@ -11,13 +11,16 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 
 import jwt
 from flask import current_app, g, request
 
 from app import repository
 from app.errors import InvalidToken
+from app.models import SigningCredential, User
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["company_id", "iss", "user_id", "iat", "exp"]
@@ -26,14 +29,19 @@ LEEWAY_SECONDS = 10
 CREDENTIAL_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{32}")
 BEARER_PATTERN = re.compile(r"Bearer[ \t]+([^\s]+)[ \t]*", re.IGNORECASE)
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def credential_secret(key):
+
+def credential_secret(key: str) -> bytes:
     """Derive the signing secret of a credential from SECRET_KEY and its key."""
     secret_key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(secret_key, DERIVATION_CONTEXT + key.encode(), hashlib.sha256).digest()
 
 
-def issue_access_token(user, credential, now=None):
+def issue_access_token(
+    user: User, credential: SigningCredential, now: datetime | None = None
+) -> str:
     """Sign an access token for the user with their credential."""
     issued_at = now or datetime.now(UTC)
     lifetime = timedelta(seconds=current_app.config["ACCESS_TOKEN_TTL_SECONDS"])
@@ -47,7 +55,7 @@ def issue_access_token(user, credential, now=None):
     return jwt.encode(claims, credential_secret(credential.key), algorithm=ALGORITHM)
 
 
-def _object_without_duplicates(pairs):
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """object_pairs_hook that refuses a repeated key: `{"alg":"none","alg":"HS256"}` is
     ambiguous, and an ambiguous token is not verified (the JSON reader keeps the last)."""
     result = dict(pairs)
@@ -56,7 +64,7 @@ def _object_without_duplicates(pairs):
     return result
 
 
-def _strict_json_segment(segment):
+def _strict_json_segment(segment: str) -> dict[str, Any]:
     """A header or payload segment as a JSON object with no repeated key."""
     try:
         value = json.loads(
@@ -69,7 +77,7 @@ def _strict_json_segment(segment):
     return value
 
 
-def _unverified_issuer(token):
+def _unverified_issuer(token: str) -> str:
     """Read `iss` before verifying, to know which credential's secret to check against;
     a header or payload that repeats a key is refused here, before anything is looked up."""
     segments = token.split(".")
@@ -83,7 +91,7 @@ def _unverified_issuer(token):
     return issuer
 
 
-def verify_access_token(token):
+def verify_access_token(token: str) -> User:
     """Return the user a valid token belongs to; raise InvalidToken for anything else.
 
     HS256 only (no `none`, no other algorithm), no repeated key in header or payload,
@@ -111,7 +119,7 @@ def verify_access_token(token):
     return user
 
 
-def bearer_token():
+def bearer_token() -> str:
     """The token of an `Authorization: Bearer <token>` header; InvalidToken otherwise."""
     match = BEARER_PATTERN.fullmatch(request.headers.get("Authorization", ""))
     if match is None:
@@ -119,12 +127,12 @@ def bearer_token():
     return match.group(1)
 
 
-def require_access_token(view):
+def require_access_token(view: Callable[P, R]) -> Callable[P, R]:
     """Decorator: refuse the request with 401 unless it carries a valid access token;
     the token's user is then `g.current_user`."""
 
     @functools.wraps(view)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         g.current_user = verify_access_token(bearer_token())
         return view(*args, **kwargs)
 

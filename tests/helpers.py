@@ -2,6 +2,9 @@
 
 import itertools
 import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
 SIGNUP_PATHS = {
     "admin": "/api/v1/auth/admin/signup",

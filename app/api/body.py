@@ -8,7 +8,7 @@ by default, so each is switched off here.
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import current_app, request
 from marshmallow import Schema, ValidationError
@@ -20,7 +20,7 @@ MAX_DEPTH = 32
 JSON_MIMETYPE = "application/json"
 
 
-def _object_without_duplicates(pairs):
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """object_pairs_hook that refuses a repeated key."""
     result = dict(pairs)
     if len(result) != len(pairs):
@@ -28,18 +28,18 @@ def _object_without_duplicates(pairs):
     return result
 
 
-def _refuse_constant(name):
+def _refuse_constant(name: str) -> NoReturn:
     """parse_constant hook: NaN, Infinity and -Infinity are not JSON."""
     raise InvalidJSON(f"The request body uses {name}, which is not valid JSON.")
 
 
-def _parse_int(digits):
+def _parse_int(digits: str) -> int | Decimal:
     """Integers of any length: Python refuses to convert more than 4300 digits to int,
     but such a number is still valid JSON (and a wrong type, if it is one of our fields)."""
     return int(digits) if len(digits) <= 4000 else Decimal(digits)
 
 
-def _depth(value):
+def _depth(value: Any) -> int:
     """Return how deeply arrays and objects nest in a parsed value (iteratively)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -51,7 +51,7 @@ def _depth(value):
     return deepest
 
 
-def parse_json_object(raw):
+def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Parse bytes into a dict, or raise InvalidJSON."""
     try:
         text = raw.decode("utf-8")
@@ -71,7 +71,7 @@ def parse_json_object(raw):
     return value
 
 
-def require_json_content_type():
+def require_json_content_type() -> None:
     """Raise 415 unless the body is declared as application/json (UTF-8)."""
     if request.mimetype != JSON_MIMETYPE:
         raise UnsupportedMediaType()
@@ -80,7 +80,7 @@ def require_json_content_type():
         raise UnsupportedMediaType("The body must be UTF-8 encoded application/json.")
 
 
-def read_body():
+def read_body() -> bytes:
     """The raw body; 413 when it is over MAX_CONTENT_LENGTH, however it was sent.
 
     Werkzeug refuses an over-long Content-Length, but silently cuts a chunked body at the
@@ -102,7 +102,7 @@ def read_body():
     return request.get_data(cache=False)
 
 
-def read_json_object():
+def read_json_object() -> dict[str, Any]:
     """Check the content type, read the body (413 past the limit) and parse it strictly."""
     require_json_content_type()
     return parse_json_object(read_body())

@@ -56,7 +56,7 @@ BODY_ERRORS: tuple[type[APIError], ...] = (
 )
 SERVER_ERRORS: tuple[type[APIError], ...] = (InternalError, ServiceUnavailable)
 NO_STORE = {"Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}}}
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 SchemaRef = type[Schema] | dict[str, Any] | None
 View = TypeVar("View", bound=Callable[..., Any])

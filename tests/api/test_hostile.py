@@ -384,7 +384,7 @@ ACCEPTED = [
     ("SQL injection stored verbatim", {"first_name": "x'); DROP TABLE users; --"}, "first_name"),
     ("zero-width characters", {"last_name": "Te\u200bst\u200d"}, "last_name"),
     ("right-to-left override", {"first_name": "\u202eAdmin"}, "first_name"),
-    # (An A-label domain is now stored as its U-label: tests/test_mailbox.py.)
+    # (An A-label domain is now stored as its U-label: tests/api/test_mailbox.py.)
     ("Unicode domain", {"email": "user@münchen.example"}, "email"),
     ("emoji name", {"first_name": "😀" * 100}, "first_name"),
 ]

@@ -12,7 +12,7 @@ from app import create_app
 from app.extensions import db
 from config import ConfigError, DevelopmentConfig, ProductionConfig, normalise_database_url
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STRONG_KEY = "k" * 16 + "0123456789abcdef"
 
 
@@ -218,9 +218,7 @@ def test_no_cookie_session_even_with_a_secret_key():
     assert "Set-Cookie" not in response.headers
 
 
-GUNICORN_CONF = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gunicorn.conf.py"
-)
+GUNICORN_CONF = os.path.join(ROOT, "gunicorn.conf.py")
 
 
 def load_gunicorn_conf(monkeypatch):

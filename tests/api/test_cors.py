@@ -68,7 +68,7 @@ def test_origins_come_from_the_environment():
         env={**os.environ, "CORS_ORIGINS": f" {WEBSITE} , https://admin.lumyri.example"},
         capture_output=True,
         text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
         check=True,
     )
     assert result.stdout.strip() == str([WEBSITE, "https://admin.lumyri.example"])
