@@ -8,7 +8,7 @@ PORT ?= 8000
 APP_ENV ?= development
 export HOST PORT APP_ENV
 
-.PHONY: help run test test-fast migrate lint format bench clean
+.PHONY: help run gateway test test-fast migrate lint format bench clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets with what each does
@@ -24,6 +24,14 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 ## run: install, apply migrations, serve with gunicorn on $HOST:$PORT
 run: $(STAMP) migrate
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## gateway: nginx in front of the service on $GATEWAY_PORT (8080), configured in deploy/nginx/
+gateway: $(STAMP)
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (command -v apt-get >/dev/null && \
+		[ "$$(id -u)" = 0 ] && (apt-get install -y -qq nginx >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nginx >/dev/null 2>&1))) || \
+		(echo "nginx is not installed: apt-get install nginx (as root)" && exit 1)
+	exec $(BIN)/python deploy/nginx/gateway.py
 
 ## migrate: create or upgrade the database schema (and seed the system roles)
 migrate: $(STAMP)

@@ -11,6 +11,7 @@ a plain value instead.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -121,6 +122,30 @@ def default_hash_slots() -> int:
     return max(1, cores // parse_int("WEB_CONCURRENCY", cores, minimum=1))
 
 
+CLIENT_ID = re.compile(r"[A-Za-z0-9._-]+")
+CLIENT_SECRET = re.compile(r"[\x21-\x2b\x2d-\x7e]{32,}")  # printable ASCII, no comma or space
+
+
+def parse_clients(name: str) -> dict[str, str]:
+    """`id:secret,...` (introspection clients): ids of letters, digits, `.`, `_`, `-`;
+    secrets of at least 32 printable ASCII characters without comma or space."""
+    raw = _raw(name)
+    clients: dict[str, str] = {}
+    if raw is None:
+        return clients
+    for number, entry in enumerate(raw.split(","), start=1):
+        client_id, _, secret = entry.strip().partition(":")
+        if not CLIENT_ID.fullmatch(client_id) or not CLIENT_SECRET.fullmatch(secret):
+            raise ConfigError(
+                f"{name} entry {number} must be id:secret (id of letters, digits, '.', '_', "
+                "'-'; secret of 32+ printable ASCII characters without comma or space)"
+            )
+        if client_id in clients:
+            raise ConfigError(f"{name} names the client {client_id!r} twice")
+        clients[client_id] = secret
+    return clients
+
+
 class Config:
     """Settings shared by every environment."""
 
@@ -166,6 +191,13 @@ class Config:
     CORS_ORIGINS = env_list("CORS_ORIGINS")
     # How many proxies in front may set X-Forwarded-For (0: use the socket's address).
     TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+    # /verify and introspection answer from a per-process cache for at most this long:
+    # how stale they may be after a revocation (0: no cache).
+    TOKEN_CACHE_SECONDS = env_int("TOKEN_CACHE_SECONDS", 5)
+    # Clients allowed to introspect tokens (RFC 7662): id -> secret.
+    INTROSPECTION_CLIENTS = Setting(lambda: parse_clients("INTROSPECTION_CLIENTS"))
+    # The access log line of each successful /verify (the gateway logs the request too).
+    LOG_VERIFY_REQUESTS = env_bool("LOG_VERIFY_REQUESTS", True)
     GENERATE_SECRET_KEY = False
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 

@@ -123,6 +123,19 @@ class InvalidToken(APIError):
     documented_headers = {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}}
 
 
+class InvalidClient(APIError):
+    """Introspection without valid client credentials (HTTP Basic)."""
+
+    status = 401
+    code = "INVALID_CLIENT"
+    message = "The client credentials are missing or wrong."
+    description = "INVALID_CLIENT: no valid HTTP Basic client credentials"
+    default_headers = {"WWW-Authenticate": 'Basic realm="introspection"'}
+    documented_headers = {
+        "WWW-Authenticate": {"schema": {"type": "string", "enum": ['Basic realm="introspection"']}}
+    }
+
+
 class Forbidden(APIError):
     """The account's role may not do this."""
 

@@ -32,6 +32,13 @@ PASSWORD_HASH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
 )
 
+TOKEN_CHECKS = Counter(
+    "lumyri_token_checks",
+    "Tokens checked for the platform's services, by endpoint (verify, introspect) and "
+    "outcome (valid, invalid, invalid_client).",
+    ["endpoint", "outcome"],
+)
+
 # Any token is a method to HTTP: others are counted as OTHER, so a client cannot make up
 # new time series (nor grow the cache below) by inventing methods.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -89,6 +89,10 @@ class User(Model):
     )
     role_id: Mapped[str] = mapped_column(sa.String(36), sa.ForeignKey("roles.id"))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+    # When the address was proved to be the account's (None: not yet).
+    email_verified_at: Mapped[datetime | None] = mapped_column(
+        sa.DateTime(timezone=True), default=None
+    )
 
     company: Mapped[Company | None] = relationship(lazy="joined")
     role: Mapped[Role] = relationship(lazy="joined")

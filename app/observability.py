@@ -1,5 +1,6 @@
 """Request ids, one JSON log line per request, and request metrics."""
 
+import functools
 import json
 import logging
 import random
@@ -15,6 +16,8 @@ from app import metrics
 access_log = logging.getLogger("app.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Endpoints whose successful answers LOG_VERIFY_REQUESTS=false leaves out of the log.
+QUIET_ENDPOINTS = ("platform.verify",)
 # The header as WSGI hands it over (read there: no Headers object needed).
 REQUEST_ID_ENVIRON_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -97,8 +100,9 @@ def start_request() -> None:
     g.request_started = time.perf_counter()
 
 
-def finish_request(response: Response) -> Response:
-    """Echo the request id, count the request, write its log line."""
+def finish_request(response: Response, quiet_endpoints: frozenset[str] = frozenset()) -> Response:
+    """Echo the request id, count the request, write its log line (not for a success of
+    one of `quiet_endpoints`: LOG_VERIFY_REQUESTS=false)."""
     # One context look-up, not one per field (Flask types `request` as the Request it
     # stands for; it is a LocalProxy).
     current = cast("LocalProxy[Request]", request)._get_current_object()
@@ -109,7 +113,9 @@ def finish_request(response: Response) -> Response:
     metrics.record_request(
         current.method, current.endpoint, status, seconds, g.get("replayed", False)
     )
-    if access_log.isEnabledFor(logging.INFO):
+    if access_log.isEnabledFor(logging.INFO) and not (
+        status < 400 and current.endpoint in quiet_endpoints
+    ):
         access_log.info(
             "%s %s %s",
             current.method,
@@ -130,4 +136,5 @@ def init_app(app: Flask) -> None:
     """Hook the request id, the log line and the metrics into every request."""
     logging.setLogRecordFactory(_record_with_request_id)
     app.before_request(start_request)
-    app.after_request(finish_request)
+    quiet = frozenset() if app.config["LOG_VERIFY_REQUESTS"] else frozenset(QUIET_ENDPOINTS)
+    app.after_request(functools.partial(finish_request, quiet_endpoints=quiet))

@@ -303,6 +303,36 @@ class StatusSchema(Schema):
     status = response_field(fields.String, metadata={"enum": ["ok", "ready"]})
 
 
+ROLE_NAMES = ["Admin", "Customer"]
+
+
+class IdentitySchema(Schema):
+    """The `data` of /verify: who the token stands for (also sent as X-* headers)."""
+
+    user_id = response_field(fields.String, metadata={"format": "uuid"})
+    company_id = response_field(
+        fields.String, metadata={"description": 'The company\'s id; "" for a customer'}
+    )
+    role = response_field(fields.String, metadata={"enum": ROLE_NAMES})
+    email_verified = response_field(fields.Boolean)
+
+
+class IntrospectionSchema(Schema):
+    """RFC 7662's answer, bare (no envelope): `{"active": false}` alone for any token
+    that is not valid now; every other key only for an active one."""
+
+    active = response_field(fields.Boolean)
+    token_type = fields.String(metadata={"enum": ["access_token"]})
+    sub = fields.String(metadata={"description": "the user's id"})
+    user_id = fields.String()
+    company_id = fields.String()
+    role = fields.String(metadata={"enum": ROLE_NAMES})
+    email_verified = fields.Boolean()
+    iss = fields.String(metadata={"description": "the signing credential's key"})
+    iat = fields.Integer()
+    exp = fields.Integer()
+
+
 def null_field() -> fields.Raw:
     """A key that is present and always null."""
     return response_field(fields.Raw, allow_none=True, metadata={"type": "object", "enum": [None]})
@@ -339,6 +369,7 @@ class ErrorEnvelopeSchema(Schema):
 AuthEnvelopeSchema = envelope(AuthResultSchema, "AuthEnvelope")
 UserEnvelopeSchema = envelope(UserResultSchema, "UserEnvelope")
 StatusEnvelopeSchema = envelope(StatusSchema, "StatusEnvelope")
+IdentityEnvelopeSchema = envelope(IdentitySchema, "IdentityEnvelope")
 
 SIGNUP_SCHEMA = SignupRequestSchema()
 LOGIN_SCHEMA = LoginRequestSchema()

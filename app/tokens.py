@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import jwt
 from flask import current_app, g, request
@@ -91,8 +91,20 @@ def _unverified_issuer(token: str) -> str:
     return issuer
 
 
+class VerifiedToken(NamedTuple):
+    """A token that passed every check: its account and its claims."""
+
+    user: User
+    claims: dict[str, Any]
+
+
 def verify_access_token(token: str) -> User:
-    """Return the user a valid token belongs to; raise InvalidToken for anything else.
+    """Return the user a valid token belongs to; raise InvalidToken for anything else."""
+    return verify_token(token).user
+
+
+def verify_token(token: str) -> VerifiedToken:
+    """The account and claims of a valid token; raise InvalidToken for anything else.
 
     HS256 only (no `none`, no other algorithm), no repeated key in header or payload,
     the credential looked up by `iss`, the signature checked with its derived secret,
@@ -116,7 +128,7 @@ def verify_access_token(token: str) -> User:
     user = credential.user
     if claims["user_id"] != user.id or claims["company_id"] != (user.company_id or ""):
         raise InvalidToken()
-    return user
+    return VerifiedToken(user, claims)
 
 
 def bearer_token() -> str:

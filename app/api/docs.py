@@ -75,6 +75,7 @@ class Operation:
     parameters: Sequence[dict[str, Any]] = ()
     bearer: bool = False
     no_store: bool = False
+    response_headers: dict[str, Any] = field(default_factory=dict)
     content_type: str = JSON
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -124,8 +125,9 @@ def operation_object(operation: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {"description": description}
     if schema is not None:
         success["content"] = _content(schema, operation.content_type)
-    if operation.no_store:
-        success["headers"] = NO_STORE
+    headers = {**operation.response_headers, **(NO_STORE if operation.no_store else {})}
+    if headers:
+        success["headers"] = headers
     result: dict[str, Any] = {"summary": operation.summary}
     if operation.description:
         result["description"] = operation.description
@@ -175,6 +177,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    spec.components.security_scheme("introspectionClient", {"type": "http", "scheme": "basic"})
     for path, operations in documented_operations(app).items():
         spec.path(
             path=path,

@@ -19,6 +19,7 @@ from tests.gunicorn_rig import ROOT, SECRET_KEY, free_port, run_server, server_e
 from tests.helpers import PASSWORD, SIGNUP_PATHS, expected_user, fresh_email, signup_body
 
 pytestmark = pytest.mark.e2e
+CLIENT_ID, CLIENT_SECRET = "tickets", "e2e-introspection-secret-0123456789abc"
 
 
 def new_database(request, tmp_path_factory):
@@ -35,7 +36,11 @@ def new_database(request, tmp_path_factory):
 def server(request, tmp_path_factory):
     """Migrate a fresh database with `flask db upgrade`, then serve it with gunicorn."""
     with new_database(request, tmp_path_factory) as database_url:
-        with run_server(database_url, tmp_path_factory.mktemp("gunicorn")) as server:
+        with run_server(
+            database_url,
+            tmp_path_factory.mktemp("gunicorn"),
+            INTROSPECTION_CLIENTS=f"{CLIENT_ID}:{CLIENT_SECRET}",
+        ) as server:
             yield server
 
 
@@ -87,6 +92,32 @@ def test_curl_walk_through_login_me_logout(server):
     assert refused["error"]["code"] == "INVALID_TOKEN"
     again = json.loads(run_example(server, "login.sh", EMAIL=email))["data"]["access_token"]
     assert json.loads(run_example(server, "me.sh", again))["data"]["user"]["email"] == email
+
+
+def test_curl_scripts_for_the_platform(server):
+    """examples/verify.sh and examples/introspect.sh against the real server."""
+    data = json.loads(run_example(server, "customer-signup.sh", EMAIL=fresh_email("plat")))
+    token, user = data["data"]["access_token"], data["data"]["user"]
+    lines = run_example(server, "verify.sh", token).splitlines()
+    assert lines[0].startswith("HTTP/1.1 200")
+    headers = dict(line.split(": ", 1) for line in lines[1:-1])
+    assert {name.lower(): value for name, value in headers.items()} == {
+        "x-user-id": user["id"],
+        "x-company-id": "",
+        "x-user-role": "Customer",
+        "x-email-verified": "false",
+    }
+    assert json.loads(lines[-1])["data"]["user_id"] == user["id"]
+    answer = json.loads(
+        run_example(
+            server, "introspect.sh", token, CLIENT_ID=CLIENT_ID, CLIENT_SECRET=CLIENT_SECRET
+        )
+    )
+    assert answer["active"] is True and answer["sub"] == user["id"]
+    wrong = json.loads(
+        run_example(server, "introspect.sh", token, CLIENT_ID=CLIENT_ID, CLIENT_SECRET="nope")
+    )
+    assert wrong["error"]["code"] == "INVALID_CLIENT"
 
 
 def test_same_email_burst_gives_one_201_and_the_rest_409(server):

@@ -277,3 +277,33 @@ def test_gunicorn_keeps_per_request_files_in_memory_and_cleans_up(monkeypatch):
     module.MADE_BY_PID = os.getpid()  # the master, at exit
     module.remove_metrics_dir()
     assert not os.path.exists(folder)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "tickets",  # no secret
+        "tickets:short-secret",  # under 32 characters
+        "tick ets:" + "s" * 32,  # a space in the id
+        "tickets:" + "s" * 31 + " ",  # a space in the secret
+        "tickets:" + "s" * 32 + ",tickets:" + "t" * 32,  # one id twice
+        "tickets:" + "é" * 32,  # not ASCII
+        ":" + "s" * 32,  # no id
+    ],
+)
+def test_a_malformed_introspection_client_refuses_to_start(value):
+    result = run_python(
+        "import wsgi", APP_ENV="production", SECRET_KEY=STRONG_KEY, INTROSPECTION_CLIENTS=value
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lumyri-accounts: refusing to start: INTROSPECTION_CLIENTS ")
+
+
+def test_introspection_clients_are_read_from_the_environment(monkeypatch):
+    secret = "a:b-c_d.e~f!g@h#" + "s" * 20  # a colon inside the secret is fine
+    monkeypatch.setenv("INTROSPECTION_CLIENTS", f" tickets:{secret} , live.map_2-x:{'t' * 32}")
+    assert ProductionConfig.INTROSPECTION_CLIENTS == {"tickets": secret, "live.map_2-x": "t" * 32}
+    monkeypatch.setenv("INTROSPECTION_CLIENTS", "")
+    assert ProductionConfig.INTROSPECTION_CLIENTS == {}

@@ -1,0 +1,166 @@
+"""The platform blueprint: how the platform's other services accept our access tokens
+without our secret. Forward authentication for a gateway (nginx `auth_request`, Traefik
+ForwardAuth) and RFC 7662 introspection, both answered from app.identity's cache."""
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from app import identity, metrics
+from app.api.docs import SERVER_ERRORS, documented
+from app.api.responses import not_cached, raw_json
+from app.errors import (
+    JSON_MIMETYPE,
+    InvalidClient,
+    InvalidToken,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    envelope,
+)
+from app.schemas import IdentityEnvelopeSchema, IntrospectionSchema
+from app.tokens import bearer_token
+
+bp = Blueprint("platform", __name__, url_prefix="/api/v1/auth")
+
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
+VERIFY_VALID = metrics.TOKEN_CHECKS.labels("verify", "valid")
+VERIFY_INVALID = metrics.TOKEN_CHECKS.labels("verify", "invalid")
+INTROSPECT = {
+    outcome: metrics.TOKEN_CHECKS.labels("introspect", outcome)
+    for outcome in ("valid", "invalid", "invalid_client")
+}
+IDENTITY_HEADERS = {
+    "X-User-Id": {"schema": {"type": "string"}},
+    "X-Company-Id": {"schema": {"type": "string"}, "description": '"" for a customer'},
+    "X-User-Role": {"schema": {"type": "string", "enum": ["Admin", "Customer"]}},
+    "X-Email-Verified": {"schema": {"type": "string", "enum": ["true", "false"]}},
+}
+INTROSPECTION_BODY = {
+    "required": True,
+    "content": {
+        FORM_MIMETYPE: {
+            "schema": {
+                "type": "object",
+                "required": ["token"],
+                "properties": {
+                    "token": {"type": "string", "minLength": 1},
+                    "token_type_hint": {"type": "string", "description": "accepted, ignored"},
+                },
+            }
+        }
+    },
+}
+
+
+@bp.get("/verify")
+@documented(
+    summary="Forward authentication for a gateway",
+    description="The bearer token's identity, in the X-User-Id, X-Company-Id, X-User-Role "
+    "and X-Email-Verified headers and in the body. Answered from a per-process cache: a "
+    "revocation is seen within TOKEN_CACHE_SECONDS. HEAD answers the same without a body.",
+    tags=["platform"],
+    bearer=True,
+    response=(200, IdentityEnvelopeSchema, "A valid token"),
+    response_headers=IDENTITY_HEADERS,
+    errors=[InvalidToken, *SERVER_ERRORS],
+    no_store=True,
+)
+def verify() -> Response:
+    """200 with the identity headers for a valid bearer token, 401 otherwise."""
+    try:
+        who = identity.identify(bearer_token())
+    except InvalidToken:
+        VERIFY_INVALID.inc()
+        raise
+    VERIFY_VALID.inc()
+    data = {
+        "user_id": who.user_id,
+        "company_id": who.company_id,
+        "role": who.role,
+        "email_verified": who.email_verified,
+    }
+    headers = {
+        "X-User-Id": who.user_id,
+        "X-Company-Id": who.company_id,
+        "X-User-Role": who.role,
+        "X-Email-Verified": "true" if who.email_verified else "false",
+        "Cache-Control": "no-store",
+        "Pragma": "no-cache",
+    }
+    response: Response = current_app.response_class(
+        envelope(data), status=200, headers=headers, mimetype=JSON_MIMETYPE
+    )
+    return response
+
+
+def introspection_client() -> None:
+    """HTTP Basic client authentication against INTROSPECTION_CLIENTS; 401 otherwise."""
+    credentials = request.authorization
+    if (
+        credentials is None
+        or credentials.type != "basic"
+        or not identity.client_is_allowed(credentials.username or "", credentials.password or "")
+    ):
+        INTROSPECT["invalid_client"].inc()
+        raise InvalidClient()
+
+
+def introspection_token() -> str:
+    """The form's `token` (once, not empty): 415 for another body type, 413 past the limit,
+    400 VALIDATION_ERROR without one (an empty body of no declared type is a form without
+    a token)."""
+    no_body = not request.mimetype and not request.content_length
+    if request.mimetype != FORM_MIMETYPE and not no_body:
+        raise UnsupportedMediaType(f"The body must be sent as {FORM_MIMETYPE}.")
+    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
+        raise PayloadTooLarge()
+    values = request.form.getlist("token")
+    if len(values) > 1:
+        raise ValidationFailed(fields={"token": ["Must be given once."]})
+    if not values or not values[0]:
+        raise ValidationFailed(fields={"token": ["Missing data for required field."]})
+    return values[0]
+
+
+@bp.post("/introspect")
+@documented(
+    summary="Token introspection (RFC 7662)",
+    description="For the platform's services, authenticated as one of INTROSPECTION_CLIENTS "
+    "(HTTP Basic), checked before anything else. The answer is RFC 7662's bare object, "
+    'not the envelope: the token\'s identity, or exactly {"active": false}.',
+    tags=["platform"],
+    response=(200, IntrospectionSchema, "The token's state"),
+    errors=[
+        ValidationFailed,
+        InvalidClient,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        *SERVER_ERRORS,
+    ],
+    no_store=True,
+    extra={"requestBody": INTROSPECTION_BODY, "security": [{"introspectionClient": []}]},
+)
+def introspect() -> Response:
+    """The token's state for an authenticated client."""
+    introspection_client()
+    token = introspection_token()
+    try:
+        who = identity.identify(token)
+    except InvalidToken:
+        INTROSPECT["invalid"].inc()
+        return not_cached(raw_json({"active": False}))
+    INTROSPECT["valid"].inc()
+    answer: dict[str, Any] = {
+        "active": True,
+        "token_type": "access_token",
+        "sub": who.user_id,
+        "user_id": who.user_id,
+        "company_id": who.company_id,
+        "role": who.role,
+        "email_verified": who.email_verified,
+        "iss": who.issuer,
+        "iat": who.issued_at,
+        "exp": who.expires_at,
+    }
+    return not_cached(raw_json(answer))

@@ -1,0 +1,109 @@
+"""What the platform's other services learn from an access token, and who may ask.
+
+Forward authentication (`/verify`) and introspection answer for every request of every
+platform service, so they answer from a per-process cache: a token's identity is kept
+for at most TOKEN_CACHE_SECONDS (and never past the token's `exp`). A revocation (a
+rotated or deleted credential) or a change of the identity (an address verified) is
+seen by them within that window, and at once by every other endpoint, which always
+verifies against the database (app.tokens.require_access_token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from app.tokens import LEEWAY_SECONDS, verify_token
+
+EXTENSION_KEY = "lumyri_identity_cache"
+MAX_CACHED_TOKENS = 10_000
+# Compared against when a client id is unknown, so that the answer takes the same time.
+UNKNOWN_CLIENT_SECRET = "x" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The account a valid token stands for, as the platform's services see it."""
+
+    user_id: str
+    company_id: str
+    role: str
+    email_verified: bool
+    issuer: str
+    issued_at: int
+    expires_at: int
+
+
+class IdentityCache:
+    """token -> (identity, monotonic time until which it may be used), per process.
+
+    Bounded: past MAX_CACHED_TOKENS entries the oldest are dropped. Plain dict
+    operations, each atomic under the GIL; the lock only guards the eviction."""
+
+    def __init__(self, seconds: int, max_entries: int = MAX_CACHED_TOKENS) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self.entries: dict[str, tuple[Identity, float]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, token: str) -> Identity | None:
+        """The cached identity of a token, if it is still fresh and the token unexpired."""
+        entry = self.entries.get(token)
+        if entry is None:
+            return None
+        identity, good_until = entry
+        if time.monotonic() >= good_until or time.time() > identity.expires_at + LEEWAY_SECONDS:
+            self.entries.pop(token, None)
+            return None
+        return identity
+
+    def put(self, token: str, identity: Identity) -> None:
+        """Keep a token's identity for the cache window."""
+        if self.seconds <= 0:
+            return
+        if len(self.entries) >= self.max_entries:
+            with self.lock:
+                while len(self.entries) >= self.max_entries:
+                    self.entries.pop(next(iter(self.entries)), None)
+        self.entries[token] = (identity, time.monotonic() + self.seconds)
+
+
+def init_app(app: Flask) -> None:
+    """One cache per app (and so per gunicorn worker process)."""
+    app.extensions[EXTENSION_KEY] = IdentityCache(app.config["TOKEN_CACHE_SECONDS"])
+
+
+def identify(token: str) -> Identity:
+    """The identity of a valid token, from the cache or verified in full (signature,
+    expiry, credential and account in the database); InvalidToken otherwise."""
+    cache: IdentityCache = current_app.extensions[EXTENSION_KEY]
+    identity = cache.get(token)
+    if identity is not None:
+        return identity
+    user, claims = verify_token(token)
+    identity = Identity(
+        user_id=user.id,
+        company_id=user.company_id or "",
+        role=user.role.name,
+        email_verified=user.email_verified_at is not None,
+        issuer=claims["iss"],
+        issued_at=int(claims["iat"]),
+        expires_at=int(claims["exp"]),
+    )
+    cache.put(token, identity)
+    return identity
+
+
+def client_is_allowed(client_id: str, secret: str) -> bool:
+    """True when the id and secret are one of INTROSPECTION_CLIENTS; the secret is
+    compared in constant time, and an unknown id takes the same comparison."""
+    clients: dict[str, str] = current_app.config["INTROSPECTION_CLIENTS"]
+    expected = clients.get(client_id)
+    matches = hmac.compare_digest(
+        (expected or UNKNOWN_CLIENT_SECRET).encode(), secret.encode("utf-8", "surrogatepass")
+    )
+    return expected is not None and matches
