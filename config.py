@@ -116,6 +116,40 @@ def normalise_database_url(url: str | None) -> str | None:
     return url
 
 
+def parse_float(name: str, default: float, minimum: float = 0.0) -> float:
+    """A number setting (fractions allowed), with a readable error."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def parse_link(name: str, default: str) -> str:
+    """A link setting: an http(s) URL with one `{token}` placeholder."""
+    value = _raw(name) or default
+    if not value.startswith(("http://", "https://")) or value.count("{token}") != 1:
+        raise ConfigError(f"{name} must be an http(s) URL with one {{token}}, got {value!r}")
+    return value
+
+
+def parse_smtp_url(name: str) -> str | None:
+    """smtp://, smtp+starttls:// or smtps:// [user:password@]host[:port], or None."""
+    value = _raw(name)
+    if value is None:
+        return None
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("smtp", "smtp+starttls", "smtps") or not rest.rpartition("@")[2]:
+        # The value may hold a password: name only what is wrong.
+        raise ConfigError(f"{name} must be smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]")
+    return value
+
+
 def default_hash_slots() -> int:
     """Hashes in flight per process: cores / worker processes (at least 1)."""
     cores = os.cpu_count() or 1
@@ -198,7 +232,38 @@ class Config:
     INTROSPECTION_CLIENTS = Setting(lambda: parse_clients("INTROSPECTION_CLIENTS"))
     # The access log line of each successful /verify (the gateway logs the request too).
     LOG_VERIFY_REQUESTS = env_bool("LOG_VERIFY_REQUESTS", True)
+    # Mail: SMTP (none: development writes .eml files to instance/mail, production
+    # refuses to start), the sender, the links and how long each is good.
+    SMTP_URL = Setting(lambda: parse_smtp_url("SMTP_URL"))
+    SMTP_TIMEOUT_SECONDS = env_int("SMTP_TIMEOUT_SECONDS", 10, minimum=1)
+    MAIL_FROM = env_str("MAIL_FROM", "Lumyri <no-reply@localhost>")
+    MAIL_RETRY_MAX_SECONDS = env_int("MAIL_RETRY_MAX_SECONDS", 300, minimum=5)
+    MAIL_RETRY_HOURS = Setting(lambda: parse_float("MAIL_RETRY_HOURS", 24.0, minimum=0.0))
+    # The sender thread each gunicorn worker runs (tests start theirs themselves).
+    MAIL_SENDER_ENABLED = env_bool("MAIL_SENDER_ENABLED", True)
+    MAIL_POLL_SECONDS = Setting(lambda: parse_float("MAIL_POLL_SECONDS", 2.0, minimum=0.05))
+    VERIFY_EMAIL_URL = Setting(
+        lambda: parse_link("VERIFY_EMAIL_URL", "http://localhost:3000/verify-email?token={token}")
+    )
+    RESET_PASSWORD_URL = Setting(
+        lambda: parse_link(
+            "RESET_PASSWORD_URL", "http://localhost:3000/reset-password?token={token}"
+        )
+    )
+    CONFIRM_EMAIL_CHANGE_URL = Setting(
+        lambda: parse_link(
+            "CONFIRM_EMAIL_CHANGE_URL", "http://localhost:3000/confirm-email?token={token}"
+        )
+    )
+    EMAIL_VERIFY_TTL_SECONDS = env_int("EMAIL_VERIFY_TTL_SECONDS", 259200, minimum=60)
+    PASSWORD_RESET_TTL_SECONDS = env_int("PASSWORD_RESET_TTL_SECONDS", 3600, minimum=60)
+    EMAIL_CHANGE_TTL_SECONDS = env_int("EMAIL_CHANGE_TTL_SECONDS", 86400, minimum=60)
+    RATELIMIT_PASSWORD_FORGOT = env_str("RATELIMIT_PASSWORD_FORGOT", "10/minute")
+    RATELIMIT_MAIL_PER_ADDRESS = env_str("RATELIMIT_MAIL_PER_ADDRESS", "3/hour")
+    RATELIMIT_VERIFICATION_MAIL = env_str("RATELIMIT_VERIFICATION_MAIL", "3/hour")
     GENERATE_SECRET_KEY = False
+    # Without SMTP_URL, mails are written as .eml files (development) or refused (production).
+    MAIL_FILES_ALLOWED = False
     LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 
 
@@ -207,6 +272,7 @@ class DevelopmentConfig(Config):
 
     ENV_NAME = "development"
     GENERATE_SECRET_KEY = True
+    MAIL_FILES_ALLOWED = True
 
 
 class TestingConfig(Config):
@@ -223,6 +289,8 @@ class TestingConfig(Config):
     # the limits on themselves.
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
+    MAIL_FILES_ALLOWED = True
+    MAIL_SENDER_ENABLED = False  # a test that delivers starts a sender itself
 
 
 class ProductionConfig(Config):

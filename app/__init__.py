@@ -11,6 +11,7 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import api, identity, observability, passwords, ratelimit
+from app.api.platform import VerifyFastPath
 from app.database import configure_database, install_connection_hooks
 from app.errors import register_error_handlers
 from app.extensions import db, migrate
@@ -35,6 +36,7 @@ def create_app(config: type[Config] | str | dict[str, Any] | None = None) -> Fla
     register_error_handlers(app)
     register_response_headers(app)
     register_commands(app)
+    register_middleware(app)
     return app
 
 
@@ -93,11 +95,17 @@ def register_extensions(app: Flask) -> None:
     ratelimit.init_app(app)
     observability.init_app(app)
     register_cors(app)
+
+
+def register_middleware(app: Flask) -> None:
+    """WSGI middleware around the app (Flask's documented way to wrap it): the /verify
+    fast path, then, outermost, the proxy fix, so that both see the real client."""
+    fast_path = VerifyFastPath(app, app.wsgi_app)
+    app.wsgi_app = fast_path  # type: ignore[method-assign]  # an attribute, on purpose
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         # Only then is X-Forwarded-For believed: a client could write anything there.
-        # Flask's documented way to wrap the app in WSGI middleware.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # an attribute, on purpose
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies
         )
 

@@ -103,6 +103,14 @@ class ValidationFailed(APIError):
     description = "VALIDATION_ERROR: `fields` lists every broken rule of every field"
 
 
+class InvalidLink(APIError):
+    """A verification, reset or e-mail-change token that is not good now."""
+
+    code = "INVALID_LINK"
+    message = "This link is invalid, expired or already used; ask for a new one."
+    description = "INVALID_LINK: a malformed, forged, expired, used or superseded link token"
+
+
 class InvalidCredentials(APIError):
     """Log-in with an unknown e-mail or a wrong password: one answer for both."""
 
@@ -134,6 +142,15 @@ class InvalidClient(APIError):
     documented_headers = {
         "WWW-Authenticate": {"schema": {"type": "string", "enum": ['Basic realm="introspection"']}}
     }
+
+
+class WrongPassword(APIError):
+    """The current password given to prove who one is, is wrong."""
+
+    status = 403
+    code = "WRONG_PASSWORD"
+    message = "The password is wrong."
+    description = "WRONG_PASSWORD: the current password given is wrong"
 
 
 class Forbidden(APIError):
@@ -170,6 +187,15 @@ class EmailTaken(APIError):
     code = "EMAIL_TAKEN"
     message = "An account with this e-mail address already exists."
     description = "EMAIL_TAKEN: an account with this e-mail (in any case or spelling) exists"
+
+
+class EmailAlreadyVerified(APIError):
+    """A new verification mail was asked for an address that is verified already."""
+
+    status = 409
+    code = "EMAIL_ALREADY_VERIFIED"
+    message = "This e-mail address is verified already."
+    description = "EMAIL_ALREADY_VERIFIED: the address is verified already"
 
 
 class IdempotencyKeyInProgress(APIError):

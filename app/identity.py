@@ -68,7 +68,11 @@ class IdentityCache:
         if len(self.entries) >= self.max_entries:
             with self.lock:
                 while len(self.entries) >= self.max_entries:
-                    self.entries.pop(next(iter(self.entries)), None)
+                    try:
+                        oldest = next(iter(self.entries))
+                    except (RuntimeError, StopIteration):  # changed meanwhile: look again
+                        continue
+                    self.entries.pop(oldest, None)
         self.entries[token] = (identity, time.monotonic() + self.seconds)
 
 

@@ -32,6 +32,13 @@ PASSWORD_HASH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
 )
 
+MAILS = Counter(
+    "lumyri_mails",
+    "Mails by kind and outcome: sent, failed (given up), suppressed (over the per-address "
+    "limit), superseded (what it proves changed before it went out), and retried (a failed "
+    "attempt that will be tried again).",
+    ["kind", "outcome"],
+)
 TOKEN_CHECKS = Counter(
     "lumyri_token_checks",
     "Tokens checked for the platform's services, by endpoint (verify, introspect) and "

@@ -151,3 +151,35 @@ class IdempotencyKey(Model):
     # None while the first request is being processed.
     status: Mapped[int | None] = mapped_column(sa.Integer, default=None)
     user_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+
+
+class OutboxMail(Model):
+    """A mail to send: written in the transaction of the change it announces, sent after
+    the commit by a sender (app.mail), deleted once the SMTP server took it.
+
+    No link is stored: its token is made when the mail is sent, bound to what it proves;
+    `params` records that (the address, a fingerprint of the password hash), and the mail
+    is dropped as superseded if it changed meanwhile."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    user_id: Mapped[str | None] = mapped_column(sa.String(36), default=None, index=True)
+    to_address: Mapped[str] = mapped_column(sa.String(254))
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    language: Mapped[str] = mapped_column(sa.String(16))
+    # What the mail's text needs besides the name (e.g. the new address of a change).
+    params: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # or "failed"
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str] = mapped_column(sa.String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=utc_now, index=True
+    )
+    # A sender's claim: until then no other sender takes the mail.
+    claimed_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)
+    claim: Mapped[str] = mapped_column(sa.String(32), default="")

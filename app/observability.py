@@ -39,8 +39,8 @@ _base_record_factory = logging.getLogRecordFactory()
 def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Stamp every log record made while serving a request with that request's id."""
     record = _base_record_factory(*args, **kwargs)
-    if not hasattr(record, "request_id"):
-        record.request_id = current_request_id()
+    if has_request_context():  # elsewhere a caller may pass its own in `extra`
+        record.request_id = g.get("request_id")
     return record
 
 
@@ -93,11 +93,37 @@ def new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+def request_id_of(environ: dict[str, Any]) -> str:
+    """The client's X-Request-ID when it is sane, else a new one."""
+    given = environ.get(REQUEST_ID_ENVIRON_KEY, "")
+    return given if SANE_REQUEST_ID.fullmatch(given) else new_request_id()
+
+
 def start_request() -> None:
     """Take the client's sane X-Request-ID or make one; start the clock."""
-    given = request.environ.get(REQUEST_ID_ENVIRON_KEY, "")
-    g.request_id = given if SANE_REQUEST_ID.fullmatch(given) else new_request_id()
+    g.request_id = request_id_of(request.environ)
     g.request_started = time.perf_counter()
+
+
+def log_request(
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+    client_ip: str | None,
+    request_id: str | None = None,
+) -> None:
+    """The request's one JSON access line (request_id: when no request context has it)."""
+    extra: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "client_ip": client_ip,
+    }
+    if request_id is not None:
+        extra["request_id"] = request_id
+    access_log.info("%s %s %s", method, path, status, extra=extra)
 
 
 def finish_request(response: Response, quiet_endpoints: frozenset[str] = frozenset()) -> Response:
@@ -116,19 +142,7 @@ def finish_request(response: Response, quiet_endpoints: frozenset[str] = frozens
     if access_log.isEnabledFor(logging.INFO) and not (
         status < 400 and current.endpoint in quiet_endpoints
     ):
-        access_log.info(
-            "%s %s %s",
-            current.method,
-            current.path,
-            status,
-            extra={
-                "method": current.method,
-                "path": current.path,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-                "client_ip": current.remote_addr,
-            },
-        )
+        log_request(current.method, current.path, status, seconds, current.remote_addr)
     return response
 
 

@@ -15,6 +15,7 @@ import subprocess
 import time
 
 WRK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk", "post.lua")
+WRK_GET_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk", "get_bearer.lua")
 
 
 def load_tool():
@@ -39,8 +40,26 @@ def run_load(port, path, template, expected, concurrency, seconds, tag, accounts
     )
 
 
+def run_get_load(port, path, tokens_file, expected, concurrency, seconds, tool=None):
+    """GETs of `path` with a bearer token taken in turn from `tokens_file`; its figures."""
+    tool = tool or load_tool()
+    if tool == "wrk":
+        script_args = [WRK_GET_SCRIPT, path, str(expected), tokens_file]
+        return _wrk(port, concurrency, seconds, script_args)
+    with open(tokens_file) as handle:
+        tokens = [line.strip() for line in handle if line.strip()]
+    return asyncio.run(_run_asyncio_get(port, path, tokens, expected, concurrency, seconds))
+
+
 def _run_wrk(port, path, template, expected, concurrency, seconds, tag, accounts):
     """wrk with the Lua script; its done() prints one JSON line."""
+    script_args = [WRK_SCRIPT, path, str(expected), template, tag, str(accounts)]
+    return _wrk(port, concurrency, seconds, script_args)
+
+
+def _wrk(port, concurrency, seconds, script_args):
+    """Run wrk with a Lua script and its arguments; read the JSON line it prints."""
+    script, *args = script_args
     command = [
         "wrk",
         f"-t{min(2, concurrency)}",
@@ -49,14 +68,10 @@ def _run_wrk(port, path, template, expected, concurrency, seconds, tag, accounts
         "--timeout",
         "30s",
         "-s",
-        WRK_SCRIPT,
+        script,
         f"http://127.0.0.1:{port}",
         "--",
-        path,
-        str(expected),
-        template,
-        tag,
-        str(accounts),
+        *args,
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     line = next((line for line in run.stdout.splitlines() if line.startswith("WRKJSON ")), None)
@@ -74,14 +89,21 @@ def _run_wrk(port, path, template, expected, concurrency, seconds, tag, accounts
     }
 
 
-async def _one_request(reader, writer, path, body):
-    """Send one POST on an open connection and read the status (and the body)."""
-    payload = body.encode()
-    writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\n\r\n".encode()
-        + payload
-    )
+async def _one_request(reader, writer, path, body, token=None):
+    """Send one POST (or, with a token, a GET with it) on an open connection and read
+    the status (and the body)."""
+    if token is None:
+        payload = body.encode()
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+    else:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+            .encode()
+        )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -117,6 +139,38 @@ async def _client(port, path, template, expected, deadline, tag, number, account
             results.append((time.perf_counter() - started, status))
     finally:
         writer.close()
+
+
+async def _get_client(port, path, tokens, deadline, number, results):
+    """One client sending GETs with the tokens in turn until the deadline, a connection
+    each (the service answers with Connection: close)."""
+    for counter in itertools.count(number):
+        if time.monotonic() >= deadline:
+            return
+        started = time.perf_counter()
+        token = tokens[counter % len(tokens)]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                status = await asyncio.wait_for(
+                    _one_request(reader, writer, path, "", token), 30
+                )
+            finally:
+                writer.close()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            status = None
+        results.append((time.perf_counter() - started, status))
+
+
+async def _run_asyncio_get(port, path, tokens, expected, concurrency, seconds):
+    """`concurrency` connections of GETs for `seconds`."""
+    results = []
+    started = time.monotonic()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(_get_client(port, path, tokens, deadline, n, results) for n in range(concurrency))
+    )
+    return summarise(results, expected, time.monotonic() - started)
 
 
 async def _run_asyncio(port, path, template, expected, concurrency, seconds, tag, accounts):

@@ -29,7 +29,7 @@ import psutil
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.load import burst, load_tool, run_load  # noqa: E402
+from bench.load import burst, load_tool, run_get_load, run_load  # noqa: E402
 
 SIGNUP = {"admin": "/api/v1/auth/admin/signup", "customer": "/api/v1/auth/customer/signup"}
 LOGIN = "/api/v1/auth/login"
@@ -42,7 +42,14 @@ LOGIN_BODY = '{"email": "{{ACCOUNT}}", "password": "%s"}' % PASSWORD
 INVALID_BODY = '{"first_name": "", "last_name": 7, "email": "nope", "password": "short"}'
 # How long the service must stay (nearly) idle before a load starts; shorter in --smoke.
 SETTLE_WINDOW = {"seconds": 1.0}
-TARGETS = {"signup": 0.90, "login": 0.90, "rejection": 0.70, "p99_over_p50": 3.0}
+TARGETS = {
+    "signup": 0.90,
+    "login": 0.90,
+    "rejection": 0.65,
+    "verify": 0.80,
+    "p99_over_p50": 3.0,
+}
+VERIFY = "/api/v1/auth/verify"
 
 
 def cores():
@@ -259,6 +266,19 @@ def measure_service(args, env, tag, results, tool):
             args.seconds,
             args.rejection_concurrency,
         )
+        results.update(
+            measure_verify(
+                process,
+                port,
+                env,
+                args.work,
+                tool,
+                args.rounds,
+                args.seconds,
+                args.verify_concurrency,
+                args.verify_accounts,
+            )
+        )
         settle(process)
         idle = sum(tree_rss(process).values())
         small_peak, _, _ = peak_memory_during(
@@ -355,6 +375,42 @@ def measure_rejection(service, port, env, work, tool, tag, rounds, seconds, conc
     return combine_rounds(taken["rejection"]), combine_rounds(taken["floor"])
 
 
+def make_tokens(env, count, path):
+    """`count` accounts in the service's database, and a file of their access tokens."""
+    command = [sys.executable, os.path.join(ROOT, "bench", "make_tokens.py"), str(count), path]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+
+
+def measure_verify(service, port, env, work, tool, rounds, seconds, levels, accounts):
+    """/verify with valid tokens of `accounts` accounts, and the bare-Flask floor (a GET
+    that reads the header and answers a small JSON 200), taken in turns at each
+    concurrency. Returns {"verify_c8": ..., "floor_verify_c8": ..., ...}."""
+    tokens = os.path.join(work, "tokens.txt")
+    make_tokens(env, accounts, tokens)
+    taken = {}
+    with gunicorn("bench.floor_app:app", env, os.path.join(work, "floor-verify.log"), "/") as (
+        floor_port,
+        floor,
+    ):
+        targets = (("verify", service, port), ("floor_verify", floor, floor_port))
+        for concurrency in levels:
+            for _ in range(rounds):
+                for name, process, target_port in targets:
+                    settle(process)
+                    taken.setdefault(f"{name}_c{concurrency}", []).append(
+                        run_get_load(
+                            target_port,
+                            VERIFY,
+                            tokens,
+                            200,
+                            concurrency,
+                            seconds / rounds,
+                            tool=tool,
+                        )
+                    )
+    return {key: combine_rounds(figures) for key, figures in taken.items()}
+
+
 def combine_rounds(rounds):
     """One figure from several rounds: all requests over all the time; the median
     round's latencies."""
@@ -378,6 +434,9 @@ def ratios(results, env, workers):
         if key.startswith(("signup_", "login_")):  # against the limit measured around it
             out[key] = figures["throughput"] / figures["limit"]
     out["rejection"] = results["rejection"]["throughput"] / results["floor"]["throughput"]
+    for key in results:
+        if key.startswith("verify_c"):
+            out[key] = results[key]["throughput"] / results["floor_" + key]["throughput"]
     for kind in SIGNUP:
         key = f"signup_{kind}_c8"
         if key in results:
@@ -404,6 +463,11 @@ def verdicts(results, ratio):
         if key in ratio:
             checks[f"{key} >= {TARGETS['login']}"] = ratio[key] >= TARGETS["login"]
     checks[f"rejection >= {TARGETS['rejection']}"] = ratio["rejection"] >= TARGETS["rejection"]
+    for key in sorted(k for k in ratio if k.startswith("verify_c")):
+        checks[f"{key} >= {TARGETS['verify']}"] = ratio[key] >= TARGETS["verify"]
+    checks["no non-200 answer from /verify"] = all(
+        f["unexpected"] == 0 for k, f in results.items() if "verify_c" in k
+    )
     for kind in SIGNUP:
         key = f"p99_over_p50_{kind}_c8"
         if key in ratio:
@@ -468,7 +532,7 @@ def markdown(report):
             else "verify limit"
             if key.startswith("login_")
             else "floor"
-            if key == "rejection"
+            if key == "rejection" or key.startswith("verify_c")
             else ""
         )
         if "limit" in figures:
@@ -557,6 +621,10 @@ def parse_args(argv):
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rejection-concurrency", type=int, default=32)
+    parser.add_argument("--verify-concurrency", type=int, nargs="+", default=[8, 32])
+    parser.add_argument(
+        "--verify-accounts", type=int, default=1000, help="accounts whose tokens /verify gets"
+    )
     parser.add_argument(
         "--rounds", type=int, default=5, help="turns of rejection path and floor, each"
     )
@@ -581,6 +649,7 @@ def parse_args(argv):
         args.probe_seconds = 0.5
         SETTLE_WINDOW["seconds"] = 0.25
         args.rejection_concurrency, args.burst, args.accounts = 2, 8, 2
+        args.verify_concurrency, args.verify_accounts = [2], 10
         args.rounds = 1
     return args
 

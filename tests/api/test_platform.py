@@ -393,3 +393,45 @@ def test_the_openapi_document_describes_both(client):
     assert json.dumps(document["components"]["securitySchemes"]["introspectionClient"]) == (
         '{"type": "http", "scheme": "basic"}'
     )
+
+
+class TestFastPath:
+    """A cached token's /verify is answered before Flask: the same answer as the view's."""
+
+    def test_the_cached_answer_is_the_views_answer(self, client, api, platform):
+        token, _ = account(api)
+        first = client.get(VERIFY, headers={**bearer(token), "X-Request-ID": "first-1"})
+        cached = client.get(VERIFY, headers={**bearer(token), "X-Request-ID": "second-2"})
+        assert statements_during(platform, lambda: client.get(VERIFY, headers=bearer(token))) == 0
+        assert (first.status_code, first.get_data()) == (cached.status_code, cached.get_data())
+        ignore = {"X-Request-ID"}
+        assert {k: v for k, v in first.headers.items() if k not in ignore} == {
+            k: v for k, v in cached.headers.items() if k not in ignore
+        }
+        assert (first.headers["X-Request-ID"], cached.headers["X-Request-ID"]) == (
+            "first-1",
+            "second-2",
+        )
+        head = client.head(VERIFY, headers=bearer(token))
+        assert head.get_data() == b"" and head.headers["X-User-Id"] == first.headers["X-User-Id"]
+
+    def test_a_cached_answer_is_logged_and_counted(self, client, api, caplog):
+        token, _ = account(api)
+        client.get(VERIFY, headers=bearer(token))
+        before = token_checks(client, "verify", "valid")
+        with caplog.at_level(logging.INFO, logger="app.access"):
+            client.get(VERIFY, headers={**bearer(token), "X-Request-ID": "fast-log-1"})
+        (line,) = [r for r in caplog.records if r.name == "app.access" and r.path == VERIFY]
+        assert (line.status, line.request_id, line.method) == (200, "fast-log-1", "GET")
+        assert token_checks(client, "verify", "valid") == before + 1
+
+    def test_a_cross_origin_call_goes_through_flask_cors(self, make_app):
+        app = make_app(CORS_ORIGINS=["https://app.lumyri.example"])
+        client = app.test_client()
+        token, _ = account(Api(client))
+        client.get(VERIFY, headers=bearer(token))  # now cached
+        response = client.get(
+            VERIFY, headers={**bearer(token), "Origin": "https://app.lumyri.example"}
+        )
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.lumyri.example"

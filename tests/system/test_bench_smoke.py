@@ -28,8 +28,17 @@ def test_bench_harness_runs(tmp_path, tool):
     assert report["tool"] == tool
     assert {"hash", "verify"} == set(report["limits"])
     assert all(len(runs) == 2 for runs in report["limit_runs"].values())  # start and end
-    for key in ("signup_admin_c1", "signup_customer_c2", "login_c2", "rejection", "floor"):
+    for key in (
+        "signup_admin_c1",
+        "signup_customer_c2",
+        "login_c2",
+        "rejection",
+        "floor",
+        "verify_c2",
+        "floor_verify_c2",
+    ):
         assert report["results"][key]["requests"] > 0
+    assert report["results"]["verify_c2"]["unexpected"] == 0  # every token was valid
     for key in ("signup_admin_c1", "login_c2"):  # the limit measured around each figure
         figures = report["results"][key]
         assert len(figures["limit_runs"]) == 2
