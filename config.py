@@ -146,7 +146,9 @@ def parse_smtp_url(name: str) -> str | None:
     scheme, _, rest = value.partition("://")
     if scheme not in ("smtp", "smtp+starttls", "smtps") or not rest.rpartition("@")[2]:
         # The value may hold a password: name only what is wrong.
-        raise ConfigError(f"{name} must be smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]")
+        raise ConfigError(
+            f"{name} must be smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]"
+        )
     return value
 
 

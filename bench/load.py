@@ -101,8 +101,7 @@ async def _one_request(reader, writer, path, body, token=None):
         )
     else:
         writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
-            .encode()
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
         )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
@@ -152,9 +151,7 @@ async def _get_client(port, path, tokens, deadline, number, results):
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
-                status = await asyncio.wait_for(
-                    _one_request(reader, writer, path, "", token), 30
-                )
+                status = await asyncio.wait_for(_one_request(reader, writer, path, "", token), 30)
             finally:
                 writer.close()
         except (TimeoutError, OSError, asyncio.IncompleteReadError):
