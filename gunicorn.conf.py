@@ -165,13 +165,28 @@ def child_exit(server, worker):
 
 
 def post_fork(server, worker):
-    """Give each worker its own connection pool (never share sockets across a fork)."""
+    """Give each worker its own connection pool (never share sockets across a fork), and
+    start its mail sender (a thread with its own database connection)."""
     from app.extensions import db
+    from app.mail import EXTENSION_KEY
 
     app = worker.app.wsgi()
-    if "sqlalchemy" in getattr(app, "extensions", {}):  # the benchmark's floor app has none
+    extensions = getattr(app, "extensions", {})
+    if "sqlalchemy" in extensions:  # the benchmark's floor app has none
         with app.app_context():
             db.engine.dispose(close=False)
+    if EXTENSION_KEY in extensions and app.config["MAIL_SENDER_ENABLED"]:
+        extensions[EXTENSION_KEY].start()
+
+
+def worker_exit(server, worker):
+    """Let the mail sender finish the mail in hand (an unfinished one is sent again later:
+    its claim runs out)."""
+    from app.mail import EXTENSION_KEY
+
+    sender = getattr(worker.app.wsgi(), "extensions", {}).get(EXTENSION_KEY)
+    if sender is not None:
+        sender.stop(seconds=5)
 
 
 # Requests gunicorn refuses before the app sees them (a bad request line, a URI or

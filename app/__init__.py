@@ -10,7 +10,7 @@ from flask.sessions import NullSession, SessionInterface, SessionMixin
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, identity, observability, passwords, ratelimit
+from app import api, identity, mail, observability, passwords, ratelimit
 from app.api.platform import VerifyFastPath
 from app.database import configure_database, install_connection_hooks
 from app.errors import register_error_handlers
@@ -92,6 +92,7 @@ def register_extensions(app: Flask) -> None:
     install_connection_hooks(app)
     passwords.init_app(app)
     identity.init_app(app)
+    mail.init_app(app)
     ratelimit.init_app(app)
     observability.init_app(app)
     register_cors(app)

@@ -1,4 +1,5 @@
-"""Account use cases: sign up, authenticate, revoke tokens.
+"""Account use cases: sign up, authenticate, revoke tokens, verify the address, recover
+and change the password.
 
 The order of steps lives here: validation is done by the caller's schema, hashing by
 the passwords module, every read and write by the repository.
@@ -8,9 +9,16 @@ from typing import Any, NoReturn
 
 from flask import has_request_context
 
-from app import passwords, repository
-from app.errors import EmailTaken, InvalidCredentials
-from app.models import SigningCredential, User
+from app import links, mail, passwords, ratelimit, repository
+from app.emails import email_key
+from app.errors import (
+    EmailAlreadyVerified,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidLink,
+    WrongPassword,
+)
+from app.models import OutboxMail, SigningCredential, User
 from app.observability import client_ip, current_request_id
 
 CREATORS = {
@@ -42,10 +50,13 @@ def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
         refuse_duplicate(fields["email"])
     account_fields = {key: value for key, value in fields.items() if key != "password"}
     password_hash = passwords.hash_password(fields["password"])
+    welcome = verification_mail(fields["email"], fields["first_name"])
     try:
-        return CREATORS[kind](account_fields, password_hash, audit_context())
+        account = CREATORS[kind](account_fields, password_hash, audit_context(), welcome)
     except repository.DuplicateEmail:
         refuse_duplicate(fields["email"])
+    mail.wake_sender()
+    return account
 
 
 def authenticate(email: str, password: str) -> repository.Account:
@@ -67,3 +78,105 @@ def authenticate(email: str, password: str) -> repository.Account:
 def revoke_tokens(user: User) -> SigningCredential:
     """Rotate the user's signing credential: every token issued before is refused."""
     return repository.rotate_credential(user, audit_context())
+
+
+def verification_mail(address: str, first_name: str, language: str = "") -> OutboxMail:
+    """A verify_email mail to an address (the account's id is filled in by the caller)."""
+    return mail.new_mail(
+        links.VERIFY_EMAIL, address, first_name, mail.choose_language(language), email=address
+    )
+
+
+def verify_email(token: str) -> User:
+    """Prove the address with a verification link: good while it is still the account's
+    address (again and again); INVALID_LINK otherwise."""
+    claims = links.read_token(links.VERIFY_EMAIL, token)
+    user = repository.get_user(claims.user_id)
+    if user is None or claims.binding != links.binding(
+        links.VERIFY_EMAIL, user.id, email_key(user.email)
+    ):
+        raise InvalidLink()
+    repository.mark_email_verified(user, audit_context())
+    return user
+
+
+def send_verification(user: User) -> None:
+    """A new verification mail: 409 when the address is verified, 429 past the limit."""
+    if user.email_verified_at is not None:
+        raise EmailAlreadyVerified()
+    ratelimit.limit_verification_mail(user.id)
+    welcome = verification_mail(user.email, user.first_name, user.language)
+    welcome.user_id = user.id
+    repository.queue_mail(welcome)
+    mail.wake_sender()
+
+
+def forgot_password(email: str) -> None:
+    """A reset mail if an account has the address (and the address's limit allows it);
+    the same database work and no hash either way, so the time tells nothing."""
+    user = repository.find_user_by_email(email)
+    reset = None
+    if user is not None:
+        if ratelimit.mail_allowed_to(user.email):
+            reset = mail.new_mail(
+                links.RESET_PASSWORD,
+                user.email,
+                user.first_name,
+                mail.choose_language(user.language),
+                user_id=user.id,
+                pw=mail.password_fingerprint(user.password_hash),
+            )
+        else:
+            mail.count_suppressed(links.RESET_PASSWORD)
+    repository.record_reset_request(email, user, audit_context(), reset)
+    if reset is not None:
+        mail.wake_sender()
+
+
+def _password_changed_mail(user: User) -> OutboxMail:
+    """The notice of a new password (never suppressed)."""
+    return mail.new_mail(
+        "password_changed",
+        user.email,
+        user.first_name,
+        mail.choose_language(user.language),
+        user_id=user.id,
+    )
+
+
+def reset_password(token: str, password: str) -> repository.Account:
+    """A new password from a reset link (good once: the link is bound to the password
+    hash it was sent for); every earlier token is revoked, the address counts as proved."""
+    claims = links.read_token(links.RESET_PASSWORD, token)
+    user = repository.get_user(claims.user_id)
+    if user is None or claims.binding != links.binding(
+        links.RESET_PASSWORD, user.id, user.password_hash
+    ):
+        raise InvalidLink()
+    password_hash = passwords.hash_password(password)
+    account = repository.set_new_password(
+        user,
+        password_hash,
+        "password_reset",
+        audit_context(),
+        _password_changed_mail(user),
+        verified=True,
+    )
+    mail.wake_sender()
+    return account
+
+
+def change_password(user: User, current: str, new: str) -> repository.Account:
+    """A new password, proved by the current one (403 WRONG_PASSWORD otherwise); every
+    other token of the account is revoked."""
+    if not passwords.verify_password(user.password_hash, current):
+        raise WrongPassword()
+    account = repository.set_new_password(
+        user,
+        passwords.hash_password(new),
+        "password_changed",
+        audit_context(),
+        _password_changed_mail(user),
+    )
+    mail.wake_sender()
+    return account

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from app import accounts, idempotency, repository
 from app.emails import canonical_email
 from app.errors import EmailTaken
-from app.models import User
+from app.models import User, utc_now
 from app.schemas import SIGNUP_SCHEMA, USER_SCHEMA
 
 accounts_cli = AppGroup("accounts", help="Manage Lumyri accounts.")
@@ -87,3 +87,28 @@ def purge_idempotency_keys() -> None:
     """Delete expired Idempotency-Keys (older than IDEMPOTENCY_TTL_SECONDS); run from cron."""
     deleted = repository.purge_idempotency_keys(idempotency.expiry_cut_off())
     click.echo(f"Deleted {deleted} expired idempotency keys.")
+
+
+@accounts_cli.command("mail")
+@click.option("--retry", "retry_id", type=int, help="Send this failed mail again.")
+def mail_outbox(retry_id: int | None) -> None:
+    """List the mails not sent yet (pending and failed; never their links), or retry one."""
+    if retry_id is not None:
+        if not repository.retry_mail(retry_id, utc_now()):
+            raise click.ClickException(f"no failed mail with the id {retry_id}")
+        click.echo(f"Mail {retry_id} will be sent again.")
+        return
+    for item in repository.outbox():
+        click.echo(
+            "\t".join(
+                [
+                    str(item.id),
+                    item.status,
+                    item.kind,
+                    item.to_address,
+                    f"attempts={item.attempts}",
+                    f"next={item.next_attempt_at.isoformat(timespec='seconds')}",
+                    item.last_error or "-",
+                ]
+            )
+        )

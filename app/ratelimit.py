@@ -36,29 +36,43 @@ def init_app(app: Flask) -> None:
     )
 
 
-def _enforce(setting: str, *identifiers: str) -> None:
-    """Spend one request of the limit named by `setting`; 429 when none is left.
+def _spend(setting: str, *identifiers: str) -> float | None:
+    """Spend one request of the limit named by `setting`: None while some is left, else
+    when the window resets (epoch seconds).
 
     If the limit storage is unreachable the request is let through (and logged): an
     outage of Redis should not lock every user out of their account.
     """
     limiter: Limiter = current_app.extensions[EXTENSION_KEY]
     if not limiter.enabled:
-        return
+        return None
     item = parse(current_app.config[setting])
     # The prefix keeps services (or test runs) that share one Redis apart.
     key = (current_app.config["RATELIMIT_KEY_PREFIX"], setting, *identifiers)
     try:
         if limiter.limiter.hit(item, *key):
-            return
-        reset_at = limiter.limiter.get_window_stats(item, *key).reset_time
+            return None
+        return float(limiter.limiter.get_window_stats(item, *key).reset_time)
     except Exception as error:  # noqa: BLE001 - any storage failure: fail open, loudly
         log.warning(
             "rate-limit storage unavailable (%s): request let through", type(error).__name__
         )
+        return None
+
+
+def _enforce(setting: str, *identifiers: str) -> None:
+    """Spend one request of the limit named by `setting`; 429 when none is left."""
+    reset_at = _spend(setting, *identifiers)
+    if reset_at is None:
         return
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise RateLimited(headers={"Retry-After": str(retry_after)})
+
+
+def _hashed(email: str) -> str:
+    """An address as limits key it: its comparison form, hashed (every spelling of one
+    address shares the limit, and the limit storage holds no addresses)."""
+    return hashlib.sha256(email_key(email).encode()).hexdigest()[:32]
 
 
 def limit_signup() -> None:
@@ -73,4 +87,28 @@ def limit_login(email: str) -> None:
     and the limit storage holds no addresses)."""
     ip = client_ip()
     _enforce("RATELIMIT_LOGIN_PER_IP", ip)
-    _enforce("RATELIMIT_LOGIN", ip, hashlib.sha256(email_key(email).encode()).hexdigest()[:32])
+    _enforce("RATELIMIT_LOGIN", ip, _hashed(email))
+
+
+def limit_password_proof(user_id: str) -> None:
+    """A password given to prove who one is (change, e-mail change, deletion): limited
+    like log-in, per IP and per IP and account."""
+    ip = client_ip()
+    _enforce("RATELIMIT_LOGIN_PER_IP", ip)
+    _enforce("RATELIMIT_LOGIN", ip, "account", user_id)
+
+
+def limit_password_forgot() -> None:
+    """Forgotten password: RATELIMIT_PASSWORD_FORGOT per client IP."""
+    _enforce("RATELIMIT_PASSWORD_FORGOT", client_ip())
+
+
+def limit_verification_mail(user_id: str) -> None:
+    """New verification mails: RATELIMIT_VERIFICATION_MAIL per account."""
+    _enforce("RATELIMIT_VERIFICATION_MAIL", user_id)
+
+
+def mail_allowed_to(email: str) -> bool:
+    """RATELIMIT_MAIL_PER_ADDRESS reset mails per address: beyond it the mail is silently
+    suppressed (the answer does not change, so nobody learns whether it has an account)."""
+    return _spend("RATELIMIT_MAIL_PER_ADDRESS", _hashed(email)) is None

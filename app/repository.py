@@ -23,10 +23,12 @@ from app.models import (
     AuditEvent,
     Company,
     IdempotencyKey,
+    OutboxMail,
     Role,
     SigningCredential,
     User,
     new_uuid,
+    utc_now,
 )
 
 CREDENTIAL_KEY_ALPHABET = string.ascii_letters + string.digits
@@ -122,9 +124,10 @@ def _create_account(
     state: str,
     company: Company | None,
     context: AuditContext,
+    mail: OutboxMail | None = None,
 ) -> Account:
-    """Write user, company (if any), signing credential and the audit event in one
-    transaction."""
+    """Write user, company (if any), signing credential, the audit event and the welcome
+    mail (if any) in one transaction."""
     role = get_role(role_name)
     if role is None:
         raise RuntimeError(f"system role {role_name!r} is missing: run the migrations")
@@ -141,6 +144,9 @@ def _create_account(
     )
     credential = SigningCredential(key=new_credential_key(), user=user)
     db.session.add_all([user, credential] + ([company] if company else []))
+    if mail is not None:
+        mail.user_id = user.id
+        db.session.add(mail)
     _add_audit_event("account_created", context, user.id, user.email)
     try:
         db.session.commit()
@@ -154,20 +160,26 @@ def _create_account(
 
 
 def create_admin_account(
-    fields: dict[str, Any], password_hash: str, context: AuditContext = AuditContext()
+    fields: dict[str, Any],
+    password_hash: str,
+    context: AuditContext = AuditContext(),
+    mail: OutboxMail | None = None,
 ) -> Account:
     """Create an admin: a new company, the Admin role, state CARD_NOT_FOUND."""
     company = Company()
     return _create_account(
-        fields, password_hash, ADMIN_ROLE, STATE_CARD_NOT_FOUND, company, context
+        fields, password_hash, ADMIN_ROLE, STATE_CARD_NOT_FOUND, company, context, mail
     )
 
 
 def create_customer_account(
-    fields: dict[str, Any], password_hash: str, context: AuditContext = AuditContext()
+    fields: dict[str, Any],
+    password_hash: str,
+    context: AuditContext = AuditContext(),
+    mail: OutboxMail | None = None,
 ) -> Account:
     """Create a customer: no company, the Customer role, state ACTIVED."""
-    return _create_account(fields, password_hash, CUSTOMER_ROLE, STATE_ACTIVED, None, context)
+    return _create_account(fields, password_hash, CUSTOMER_ROLE, STATE_ACTIVED, None, context, mail)
 
 
 def find_credential(key: str) -> SigningCredential | None:
@@ -293,3 +305,146 @@ def purge_idempotency_keys(
     deleted = result.rowcount
     db.session.commit()
     return deleted
+
+
+# Account lifecycle: each change, its audit events and its mails in one transaction.
+
+
+def _new_credential(user: User) -> SigningCredential:
+    """Delete every signing credential of the user and add a new one (not committed)."""
+    db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user.id))
+    credential = SigningCredential(key=new_credential_key(), user=user)
+    db.session.add(credential)
+    return credential
+
+
+def mark_email_verified(user: User, context: AuditContext) -> None:
+    """The address is proved: record when, once."""
+    if user.email_verified_at is None:
+        user.email_verified_at = utc_now()
+        _add_audit_event("email_verified", context, user.id, user.email)
+    db.session.commit()
+
+
+def queue_mail(mail: OutboxMail) -> None:
+    """A mail that records no other change (a new verification mail)."""
+    db.session.add(mail)
+    db.session.commit()
+
+
+def record_reset_request(
+    email: str, user: User | None, context: AuditContext, mail: OutboxMail | None
+) -> None:
+    """The audit event of a forgotten password (known address or not) and its mail."""
+    _add_audit_event("password_reset_requested", context, user.id if user else None, email)
+    if mail is not None:
+        db.session.add(mail)
+    db.session.commit()
+
+
+def set_new_password(
+    user: User,
+    password_hash: str,
+    event: str,
+    context: AuditContext,
+    mail: OutboxMail,
+    verified: bool = False,
+) -> Account:
+    """A new password (a reset or a change): every earlier token revoked (a new
+    credential), the events recorded, the notice queued; a reset also proves the address."""
+    user.password_hash = password_hash
+    if verified and user.email_verified_at is None:
+        user.email_verified_at = utc_now()
+        _add_audit_event("email_verified", context, user.id, user.email)
+    credential = _new_credential(user)
+    _add_audit_event(event, context, user.id, user.email)
+    _add_audit_event("tokens_revoked", context, user.id, user.email)
+    db.session.add(mail)
+    db.session.commit()
+    return Account(user, credential)
+
+
+# The mail outbox, for the senders.
+
+
+def claim_mails(now: datetime, lease_until: datetime, limit: int) -> list[OutboxMail]:
+    """Claim up to `limit` due mails for this sender until `lease_until`, in one UPDATE
+    (a row another sender holds, by lease or by lock, is skipped)."""
+    claim = secrets.token_hex(16)
+    due = (
+        sa.select(OutboxMail.id)
+        .where(
+            OutboxMail.status == "pending",
+            OutboxMail.next_attempt_at <= now,
+            sa.or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
+        )
+        .order_by(OutboxMail.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    db.session.execute(
+        sa.update(OutboxMail)
+        .where(OutboxMail.id.in_(due.scalar_subquery()))
+        .values(claimed_until=lease_until, claim=claim, attempts=OutboxMail.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = sa.select(OutboxMail).where(OutboxMail.claim == claim).order_by(OutboxMail.id)
+    mails = list(db.session.scalars(claimed))
+    db.session.commit()
+    return mails
+
+
+def mail_done(mail: OutboxMail) -> None:
+    """Sent (or superseded): the row goes, and with it the address it held."""
+    db.session.execute(sa.delete(OutboxMail).where(OutboxMail.id == mail.id))
+    db.session.commit()
+
+
+def mail_retry_at(mail: OutboxMail, when: datetime, error: str) -> None:
+    """Try again at `when`."""
+    db.session.execute(
+        sa.update(OutboxMail)
+        .where(OutboxMail.id == mail.id)
+        .values(next_attempt_at=when, claimed_until=None, last_error=error[:255])
+    )
+    db.session.commit()
+
+
+def mail_failed(mail: OutboxMail, error: str) -> None:
+    """Given up (a 5xx, or retried for MAIL_RETRY_HOURS): kept for the operator."""
+    db.session.execute(
+        sa.update(OutboxMail)
+        .where(OutboxMail.id == mail.id)
+        .values(status="failed", claimed_until=None, last_error=error[:255])
+    )
+    db.session.commit()
+
+
+def outbox(limit: int = 100) -> list[OutboxMail]:
+    """The mails not sent yet (pending and failed), oldest first."""
+    query = sa.select(OutboxMail).order_by(OutboxMail.id).limit(limit)
+    mails = list(db.session.scalars(query))
+    _end_read_transaction()
+    return mails
+
+
+def retry_mail(mail_id: int, now: datetime) -> bool:
+    """Send a failed mail again, with a new retry window; False if there is none."""
+    result = db.session.execute(
+        sa.update(OutboxMail)
+        .where(OutboxMail.id == mail_id, OutboxMail.status == "failed")
+        .values(
+            status="pending", next_attempt_at=now, created_at=now, attempts=0, claimed_until=None
+        )
+    )
+    db.session.commit()
+    return bool(cast(sa.CursorResult[Any], result).rowcount)
+
+
+def pending_mail_count() -> int:
+    """Mails waiting to go out."""
+    count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(OutboxMail).where(OutboxMail.status == "pending")
+    )
+    _end_read_transaction()
+    return int(count or 0)

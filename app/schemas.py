@@ -144,18 +144,14 @@ def name_field() -> TrimmedString:
     )
 
 
-class SignupRequestSchema(Schema):
-    """The four sign-up fields. Anything else in the body is ignored."""
+def email_field() -> EmailAddress:
+    """A required, valid address, in its canonical form (sign-up, forgotten password)."""
+    return EmailAddress(required=True, validate=Rules(lone_surrogates, email_syntax, max=EMAIL_MAX))
 
-    class Meta:
-        unknown = EXCLUDE
 
-    first_name = name_field()
-    last_name = name_field()
-    email = EmailAddress(
-        required=True, validate=Rules(lone_surrogates, email_syntax, max=EMAIL_MAX)
-    )
-    password = fields.String(
+def new_password_field() -> fields.String:
+    """A password being set (sign-up, reset, change): the strength rules."""
+    return fields.String(
         required=True,
         load_only=True,
         validate=Rules(
@@ -166,6 +162,77 @@ class SignupRequestSchema(Schema):
             too_short=f"Must be more than {PASSWORD_MIN - 1} characters.",
         ),
     )
+
+
+PROOF_PASSWORD_MAX = 1024
+LINK_TOKEN_MAX = 4096
+
+
+def proof_password_field() -> fields.String:
+    """A password given to prove who one is: only compared, any string up to 1,024."""
+    return fields.String(
+        required=True, load_only=True, validate=Rules(lone_surrogates, max=PROOF_PASSWORD_MAX)
+    )
+
+
+def link_token_field() -> fields.String:
+    """The token of a link from a mail: a non-empty string (whether it is good now is
+    the use case's INVALID_LINK)."""
+    return fields.String(
+        required=True,
+        load_only=True,
+        validate=Rules(lone_surrogates, min=1, max=LINK_TOKEN_MAX, too_short=NOT_EMPTY),
+    )
+
+
+class SignupRequestSchema(Schema):
+    """The four sign-up fields. Anything else in the body is ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    first_name = name_field()
+    last_name = name_field()
+    email = email_field()
+    password = new_password_field()
+
+
+class LinkTokenRequestSchema(Schema):
+    """A link's token (verifying the address)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    token = link_token_field()
+
+
+class ForgotPasswordRequestSchema(Schema):
+    """The address of the account whose password was forgotten."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    email = email_field()
+
+
+class ResetPasswordRequestSchema(Schema):
+    """A reset link's token and the new password."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    token = link_token_field()
+    password = new_password_field()
+
+
+class ChangePasswordRequestSchema(Schema):
+    """The current password (proof) and the new one."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    current_password = proof_password_field()
+    new_password = new_password_field()
 
 
 class LoginRequestSchema(Schema):
@@ -292,9 +359,10 @@ class AuthResultSchema(Schema):
 
 
 class UserResultSchema(Schema):
-    """The `data` of a /me response."""
+    """The `data` of a /me response: the user and whether its address is verified."""
 
     user = response_field(fields.Nested, nested=UserSchema)
+    email_verified = response_field(fields.Boolean)
 
 
 class StatusSchema(Schema):
@@ -366,12 +434,23 @@ class ErrorEnvelopeSchema(Schema):
     data = null_field()
 
 
+class AcceptedEnvelopeSchema(Schema):
+    """`{"error": null, "data": null}`: a 202, the mail will go out."""
+
+    error = null_field()
+    data = null_field()
+
+
 AuthEnvelopeSchema = envelope(AuthResultSchema, "AuthEnvelope")
 UserEnvelopeSchema = envelope(UserResultSchema, "UserEnvelope")
 StatusEnvelopeSchema = envelope(StatusSchema, "StatusEnvelope")
 IdentityEnvelopeSchema = envelope(IdentitySchema, "IdentityEnvelope")
 
 SIGNUP_SCHEMA = SignupRequestSchema()
+LINK_TOKEN_SCHEMA = LinkTokenRequestSchema()
+FORGOT_PASSWORD_SCHEMA = ForgotPasswordRequestSchema()
+RESET_PASSWORD_SCHEMA = ResetPasswordRequestSchema()
+CHANGE_PASSWORD_SCHEMA = ChangePasswordRequestSchema()
 LOGIN_SCHEMA = LoginRequestSchema()
 USER_SCHEMA = UserSchema()
 AUTH_RESULT_SCHEMA = AuthResultSchema()

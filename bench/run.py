@@ -140,6 +140,7 @@ def service_env(database_url, overrides):
     env = dict(os.environ)
     env.update(
         APP_ENV="production",
+        SMTP_URL=os.environ.get("BENCH_SMTP_URL", "smtp://127.0.0.1:9"),
         SECRET_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=database_url,
         # One client address sends everything: the abuse limits would measure themselves.

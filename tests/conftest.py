@@ -15,7 +15,14 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import db
-from app.models import AuditEvent, Company, IdempotencyKey, SigningCredential, User
+from app.models import (
+    AuditEvent,
+    Company,
+    IdempotencyKey,
+    OutboxMail,
+    SigningCredential,
+    User,
+)
 from tests.helpers import Api
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -129,7 +136,7 @@ def database_url(request):
 
 def empty_account_tables():
     """Delete every account (the seeded roles stay)."""
-    for model in (SigningCredential, User, Company, AuditEvent, IdempotencyKey):
+    for model in (SigningCredential, User, Company, AuditEvent, IdempotencyKey, OutboxMail):
         db.session.execute(sa.delete(model))
     db.session.commit()
 
@@ -160,3 +167,14 @@ def api(client):
 def runner(app):
     """Flask's CLI runner."""
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback for one test."""
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

@@ -28,6 +28,8 @@ def server_env(database_url, port, **extra):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
     env.update(
         APP_ENV="production",
+        # Nothing listens there: mails stay in the outbox (the mail tests bring a server).
+        SMTP_URL="smtp://127.0.0.1:9",
         DATABASE_URL=database_url,
         SECRET_KEY=SECRET_KEY,
         HOST="127.0.0.1",

@@ -3,9 +3,17 @@ and the OpenAPI declarations. Everything below it (use cases, data) is flat in a
 
 from flask import Flask
 
-from app.api import health, metrics, openapi, platform, sessions, signup
+from app.api import health, lifecycle, metrics, openapi, platform, sessions, signup
 
-BLUEPRINTS = (signup.bp, sessions.bp, platform.bp, health.bp, openapi.bp, metrics.bp)
+BLUEPRINTS = (
+    signup.bp,
+    sessions.bp,
+    lifecycle.bp,
+    platform.bp,
+    health.bp,
+    openapi.bp,
+    metrics.bp,
+)
 
 
 def register_blueprints(app: Flask) -> None:

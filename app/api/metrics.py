@@ -1,6 +1,8 @@
 """The metrics blueprint: the Prometheus text format, summed over all workers."""
 
+import logging
 import os
+from collections.abc import Iterator
 
 from flask import Blueprint, Response
 from prometheus_client import (
@@ -10,8 +12,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
+from app import repository
 from app.api.docs import documented
+from app.errors import describe_without_secrets
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", __name__)
 
@@ -25,6 +32,30 @@ def registry() -> CollectorRegistry:
     return collected
 
 
+class OutboxCollector:
+    """lumyri_mail_outbox_pending, counted in the database when scraped: the same for
+    every worker and instance, so Prometheus can take any one's (max, not sum)."""
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauge, or nothing when the database cannot be asked."""
+        try:
+            pending = repository.pending_mail_count()
+        except Exception as error:  # noqa: BLE001 - the other metrics are still worth serving
+            repository.rollback()
+            log.warning("outbox not counted: %s", describe_without_secrets(error))
+            return
+        yield GaugeMetricFamily(
+            "lumyri_mail_outbox_pending", "Mails waiting to go out (all instances).", pending
+        )
+
+
+def outbox_registry() -> CollectorRegistry:
+    """A registry of the outbox gauge alone."""
+    collected = CollectorRegistry(auto_describe=False)
+    collected.register(OutboxCollector())
+    return collected
+
+
 @bp.get("/metrics")
 @documented(
     summary="Prometheus metrics (text format), summed over all workers",
@@ -32,7 +63,9 @@ def registry() -> CollectorRegistry:
     "lumyri_http_request_duration_seconds (histogram), "
     "lumyri_signups_total{role,outcome} with outcome created, duplicate, "
     "invalid, rate_limited or replayed (an idempotent retry answered from the "
-    "first response), lumyri_password_hash_seconds (histogram).",
+    "first response), lumyri_password_hash_seconds (histogram), "
+    "lumyri_token_checks_total{endpoint,outcome}, lumyri_mails_total{kind,outcome} with "
+    "outcome sent, failed, suppressed, superseded or retried, lumyri_mail_outbox_pending.",
     tags=["operations"],
     response=(200, {"type": "string"}, "Prometheus text exposition format"),
     content_type="text/plain",
@@ -40,4 +73,5 @@ def registry() -> CollectorRegistry:
 def metrics() -> Response:
     """Prometheus text format, with prometheus_client's content type exactly as it is
     (`mimetype=` would add a second charset parameter, which Prometheus 3 refuses)."""
-    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+    text = generate_latest(registry()) + generate_latest(outbox_registry())
+    return Response(text, content_type=CONTENT_TYPE_LATEST)

@@ -39,8 +39,14 @@ def auth_response(user: User, token: str, status: int = 200) -> Response:
 
 
 def user_response(user: User) -> Response:
-    """`{"user": {...}}`, as /me answers."""
-    return not_cached(success({"user": USER_SCHEMA.dump(user)}))
+    """The /me body: `{"user": {...}, "email_verified": ...}`."""
+    verified = user.email_verified_at is not None
+    return not_cached(success({"user": USER_SCHEMA.dump(user), "email_verified": verified}))
+
+
+def accepted() -> Response:
+    """202 `{"error": null, "data": null}`: the mail will go out."""
+    return success(None, status=202)
 
 
 def no_content() -> Response:

@@ -164,7 +164,10 @@ class TestMe:
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "no-store"
         payload = response.get_json()
-        assert payload == {"error": None, "data": {"user": account["user"]}}
+        assert payload == {
+            "error": None,
+            "data": {"user": account["user"], "email_verified": False},
+        }
         user = payload["data"]["user"]
         assert user == expected_user(
             account["kind"], user["id"], user["company"]["id"], "Admin", "Test", account["email"]

@@ -85,7 +85,7 @@ def test_curl_walk_through_login_me_logout(server):
     token = logged_in["data"]["access_token"]
     assert json.loads(run_example(server, "me.sh", token)) == {
         "error": None,
-        "data": {"user": signed_up["user"]},
+        "data": {"user": signed_up["user"], "email_verified": False},
     }
     assert run_example(server, "logout.sh", token).strip() == "204"
     refused = json.loads(run_example(server, "me.sh", token))

@@ -30,9 +30,10 @@ def run_python(code, **env):
 
 
 class Production(ProductionConfig):
-    """Production with a database that is never touched."""
+    """Production with a database and an SMTP server that are never touched."""
 
     SQLALCHEMY_DATABASE_URI = "sqlite://"
+    SMTP_URL = "smtp://127.0.0.1:1"
 
 
 def test_production_refuses_to_start_without_secret_key():
@@ -141,6 +142,7 @@ def test_settings_come_from_the_environment():
         code,
         APP_ENV="production",
         SECRET_KEY=STRONG_KEY,
+        SMTP_URL="smtp://127.0.0.1:1",
         DATABASE_URL="postgres://someone@db.invalid/lumyri",
         ACCESS_TOKEN_TTL_SECONDS="600",
         ARGON2_TIME_COST="2",
@@ -307,3 +309,21 @@ def test_introspection_clients_are_read_from_the_environment(monkeypatch):
     assert ProductionConfig.INTROSPECTION_CLIENTS == {"tickets": secret, "live.map_2-x": "t" * 32}
     monkeypatch.setenv("INTROSPECTION_CLIENTS", "")
     assert ProductionConfig.INTROSPECTION_CLIENTS == {}
+
+
+def test_production_refuses_to_start_without_smtp():
+    result = run_python("import wsgi", APP_ENV="production", SECRET_KEY=STRONG_KEY)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lumyri-accounts: refusing to start: SMTP_URL is not set")
+
+
+@pytest.mark.parametrize(
+    "value", ["mail.example:25", "http://mail.example", "smtp://", "smtps://user:pw@"]
+)
+def test_a_malformed_smtp_url_refuses_to_start_without_echoing_it(value):
+    result = run_python("import wsgi", APP_ENV="production", SECRET_KEY=STRONG_KEY, SMTP_URL=value)
+    assert result.returncode == 1
+    assert "SMTP_URL must be smtp://" in result.stderr
+    assert "pw@" not in result.stderr

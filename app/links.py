@@ -1,0 +1,83 @@
+"""The links in mails: URL-safe, timed tokens signed with itsdangerous, one secret
+(derived from SECRET_KEY) and salt per purpose, bound to what they prove instead of
+stored: a verification link to the account and its address, a reset link to the account
+and its current password hash (so any change of the password kills every earlier one),
+an e-mail-change link to the account, its address and the new one."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any, NamedTuple
+
+from flask import current_app
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from app.errors import InvalidLink
+
+VERIFY_EMAIL = "verify_email"
+RESET_PASSWORD = "reset_password"
+CONFIRM_EMAIL_CHANGE = "confirm_email_change"
+DERIVATION_CONTEXT = b"lumyri-accounts/mail-link/v1:"
+# Each purpose: the setting holding its link and the one holding its lifetime.
+SETTINGS = {
+    VERIFY_EMAIL: ("VERIFY_EMAIL_URL", "EMAIL_VERIFY_TTL_SECONDS"),
+    RESET_PASSWORD: ("RESET_PASSWORD_URL", "PASSWORD_RESET_TTL_SECONDS"),
+    CONFIRM_EMAIL_CHANGE: ("CONFIRM_EMAIL_CHANGE_URL", "EMAIL_CHANGE_TTL_SECONDS"),
+}
+
+
+class LinkClaims(NamedTuple):
+    """What a good token says: whose it is, what it is bound to, and extra data."""
+
+    user_id: str
+    binding: str
+    extra: dict[str, Any]
+
+
+def _purpose_secret(purpose: str) -> bytes:
+    """A secret of this purpose's own, derived from SECRET_KEY."""
+    secret_key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret_key, DERIVATION_CONTEXT + purpose.encode(), hashlib.sha256).digest()
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    """itsdangerous' timed serializer with this purpose's secret and salt."""
+    return URLSafeTimedSerializer(_purpose_secret(purpose), salt=f"lumyri-{purpose}")
+
+
+def binding(purpose: str, *parts: str) -> str:
+    """A keyed fingerprint of what a token proves (nothing readable: the token's payload
+    is only signed, not encrypted, and a password hash must not travel in it)."""
+    message = "\x00".join(parts).encode("utf-8", "surrogatepass")
+    return hmac.new(_purpose_secret(purpose), message, hashlib.sha256).hexdigest()[:32]
+
+
+def make_token(purpose: str, user_id: str, bound_to: str, **extra: Any) -> str:
+    """A token for a link of this purpose."""
+    return str(_serializer(purpose).dumps({"u": user_id, "b": bound_to, **extra}))
+
+
+def link(purpose: str, token: str) -> str:
+    """The link of the purpose's setting, with the token in it."""
+    return str(current_app.config[SETTINGS[purpose][0]]).replace("{token}", token)
+
+
+def lifetime_seconds(purpose: str) -> int:
+    """How long a link of this purpose is good."""
+    return int(current_app.config[SETTINGS[purpose][1]])
+
+
+def read_token(purpose: str, token: str) -> LinkClaims:
+    """The claims of a good token (signature, purpose and age checked); INVALID_LINK for
+    anything else. Whether it is still bound to the account is the caller's check."""
+    try:
+        payload = _serializer(purpose).loads(token, max_age=lifetime_seconds(purpose))
+    except BadData:
+        raise InvalidLink() from None
+    if not isinstance(payload, dict):
+        raise InvalidLink()
+    user_id, bound_to = payload.pop("u", None), payload.pop("b", None)
+    if not isinstance(user_id, str) or not isinstance(bound_to, str):
+        raise InvalidLink()
+    return LinkClaims(user_id, bound_to, payload)

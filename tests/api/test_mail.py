@@ -1,0 +1,526 @@
+"""Mail: the outbox, the sender against a real SMTP server (aiosmtpd), the content, and
+the endpoints that send: verification, forgotten password, reset and change."""
+
+import re
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from app import create_app, links
+from app.extensions import db
+from app.mail import EXTENSION_KEY
+from app.models import AuditEvent, OutboxMail, utc_now
+from tests.helpers import PASSWORD, Api, error_of, fresh_email, signup_body
+
+VERIFY_EMAIL = "/api/v1/auth/email/verify"
+VERIFICATION = "/api/v1/auth/email/verification"
+FORGOT = "/api/v1/auth/password/forgot"
+RESET = "/api/v1/auth/password/reset"
+CHANGE = "/api/v1/auth/password/change"
+NEW_PASSWORD = "Another@Pass9"
+TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-.]+)")
+
+
+@pytest.fixture
+def make_app(app, database_url):
+    """Apps with settings of their own on the test's database (emptied by `app`)."""
+    built = []
+
+    def build(**settings):
+        built.append(create_app({"SQLALCHEMY_DATABASE_URI": database_url, **settings}))
+        return built[-1]
+
+    yield build
+    for each in built:
+        each.extensions[EXTENSION_KEY].stop()
+        with each.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def mail_app(make_app, smtp_server):
+    """An app that sends to the test's SMTP server."""
+    return make_app(SMTP_URL=smtp_server.url)
+
+
+@pytest.fixture
+def client(mail_app):
+    """Its test client (so `api` uses it too)."""
+    return mail_app.test_client()
+
+
+def deliver(app):
+    """Run the app's sender once, as its thread would."""
+    return app.extensions[EXTENSION_KEY].deliver_due()
+
+
+def outbox(app):
+    """The outbox rows, oldest first."""
+    with app.app_context():
+        rows = db.session.scalars(sa.select(OutboxMail).order_by(OutboxMail.id)).all()
+        db.session.commit()
+        return rows
+
+
+def make_due(app):
+    """Every pending mail is due now (instead of waiting out its backoff)."""
+    with app.app_context():
+        db.session.execute(sa.update(OutboxMail).values(next_attempt_at=utc_now()))
+        db.session.commit()
+
+
+def text_of(message):
+    """The text/plain part."""
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_of(message):
+    """The text/html part."""
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def token_of(message):
+    """The link's token in the text part."""
+    (token,) = TOKEN_IN_LINK.findall(text_of(message))
+    return token
+
+
+def sign_up(api, kind="customer", **changes):
+    """A new account: (token, user)."""
+    response = api.signup(kind, signup_body(**changes))
+    assert response.status_code == 201, response.get_json()
+    data = response.get_json()["data"]
+    return data["access_token"], data["user"]
+
+
+def bearer(token):
+    """The Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+class TestDelivery:
+    def test_a_sign_up_sends_a_verification_mail(self, mail_app, api, smtp_server):
+        _, user = sign_up(api, first_name="Ada")
+        (row,) = outbox(mail_app)
+        assert (row.kind, row.to_address, row.user_id) == (
+            "verify_email",
+            user["email"],
+            user["id"],
+        )
+        assert deliver(mail_app) == 1
+        ((sender, recipients, message),) = smtp_server.messages
+        assert sender == "no-reply@localhost" and recipients == [user["email"]]
+        assert message.get_content_type() == "multipart/alternative"
+        for header in ("To", "From", "Subject", "Date", "Message-ID"):
+            assert message[header], header
+        assert message["X-Lumyri-Mail"] == "verify_email"
+        assert message["To"] == user["email"]
+        text = text_of(message)
+        assert text.startswith("Hello Ada,")
+        assert text.count("http://localhost:3000/verify-email?token=") == 1
+        assert 'href="http://localhost:3000/verify-email?token=' in html_of(message)
+        assert outbox(mail_app) == []  # sent: the row (and its address) is gone
+
+    def test_names_are_escaped_in_html_only(self, mail_app, api, smtp_server):
+        sign_up(api, first_name="<b>Bob</b> & Co")
+        deliver(mail_app)
+        ((_, _, message),) = smtp_server.messages
+        assert "Hello <b>Bob</b> & Co," in text_of(message)
+        html = html_of(message)
+        assert "&lt;b&gt;Bob&lt;/b&gt; &amp; Co" in html and "<b>Bob</b>" not in html
+
+    @pytest.mark.parametrize(
+        ("accept", "language"),
+        [
+            ("fr-CA, en;q=0.5", "fr"),
+            ("de, fr;q=0.8, en;q=0.5", "fr"),
+            ("de", "en"),
+            ("en;q=0.4, fr;q=0.9", "fr"),
+            ("fr;q=0, de", "en"),
+            ("", "en"),
+        ],
+    )
+    def test_the_language_follows_accept_language(
+        self, mail_app, api, smtp_server, accept, language
+    ):
+        headers = {"Accept-Language": accept} if accept else {}
+        api.signup("customer", signup_body(), headers=headers)
+        deliver(mail_app)
+        ((_, _, message),) = smtp_server.messages
+        subjects = {"fr": "Confirmez votre adresse e-mail", "en": "Verify your e-mail address"}
+        assert message["Subject"] == subjects[language]
+
+    def test_smtp_down_at_request_time_then_back(self, mail_app, api, smtp_server):
+        smtp_server.stop()
+        started = time.monotonic()
+        sign_up(api)
+        assert time.monotonic() - started < 2  # the request never waits for SMTP
+        deliver(mail_app)
+        (row,) = outbox(mail_app)
+        assert row.status == "pending" and row.attempts == 1
+        assert row.next_attempt_at.replace(tzinfo=None) > utc_now().replace(tzinfo=None)
+        assert "unreachable" in row.last_error
+        smtp_server.start()
+        assert deliver(mail_app) == 0  # not due yet: the backoff holds
+        make_due(mail_app)
+        deliver(mail_app)
+        assert len(smtp_server.messages) == 1 and outbox(mail_app) == []
+        deliver(mail_app)
+        assert len(smtp_server.messages) == 1  # once
+
+    def test_a_temporary_refusal_is_retried_once_accepted(self, mail_app, api, smtp_server):
+        smtp_server.refuse_next("451 4.3.0 Try again later")
+        sign_up(api)
+        deliver(mail_app)
+        assert smtp_server.messages == [] and outbox(mail_app)[0].status == "pending"
+        make_due(mail_app)
+        deliver(mail_app)
+        assert len(smtp_server.messages) == 1 and outbox(mail_app) == []
+
+    def test_a_permanent_refusal_fails_without_retry(self, mail_app, api, smtp_server):
+        smtp_server.refuse_next("550 5.1.1 No such mailbox")
+        sign_up(api)
+        sign_up(api)
+        deliver(mail_app)
+        (failed,) = outbox(mail_app)
+        assert failed.status == "failed" and "550" in failed.last_error
+        assert len(smtp_server.messages) == 1  # the other mail went out
+        make_due(mail_app)
+        assert deliver(mail_app) == 0  # a failed mail is not tried again
+
+    def test_given_up_after_the_retry_window(self, make_app, api, smtp_server):
+        app = make_app(SMTP_URL=smtp_server.url, MAIL_RETRY_HOURS=0.5)
+        client = app.test_client()
+        smtp_server.stop()
+        Api(client).signup("customer", signup_body())
+        deliver(app)
+        assert outbox(app)[0].status == "pending"
+        with app.app_context():
+            earlier = utc_now() - timedelta(hours=1)
+            db.session.execute(sa.update(OutboxMail).values(created_at=earlier))
+            db.session.commit()
+        make_due(app)
+        deliver(app)
+        assert outbox(app)[0].status == "failed"
+
+    def test_pending_mails_are_sent_after_a_restart(self, make_app, smtp_server):
+        first = make_app(SMTP_URL="smtp://127.0.0.1:9")  # down when the mails were written
+        for _ in range(3):
+            Api(first.test_client()).signup("customer", signup_body())
+        restarted = make_app(SMTP_URL=smtp_server.url)
+        deliver(restarted)
+        assert len(smtp_server.messages) == 3
+        deliver(restarted)
+        assert len(smtp_server.messages) == 3
+
+    def test_the_sender_thread_delivers_within_seconds(self, make_app, smtp_server):
+        app = make_app(SMTP_URL=smtp_server.url, MAIL_POLL_SECONDS=0.2)
+        app.extensions[EXTENSION_KEY].start()
+        Api(app.test_client()).signup("customer", signup_body())
+        assert len(smtp_server.wait_for(1, seconds=5)) == 1
+
+    def test_a_refused_change_sends_nothing(self, mail_app, api, smtp_server):
+        token, user = sign_up(api)
+        deliver(mail_app)
+        assert api.signup("admin", signup_body(email=user["email"])).status_code == 409
+        wrong = {"current_password": "Wrong@12345", "new_password": NEW_PASSWORD}
+        assert api.client.post(CHANGE, json=wrong, headers=bearer(token)).status_code == 403
+        assert outbox(mail_app) == []
+
+    def test_a_rolled_back_change_sends_nothing(self, mail_app, api, monkeypatch):
+        from app import repository
+
+        def failing(*_args, **_kwargs):
+            raise RuntimeError("the audit write failed")
+
+        monkeypatch.setattr(repository, "_add_audit_event", failing)
+        response = api.signup("customer", signup_body())
+        assert response.status_code == 500
+        assert outbox(mail_app) == []
+
+    def test_without_smtp_development_writes_eml_files(
+        self, make_app, tmp_path, monkeypatch, caplog
+    ):
+        monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
+        app = make_app()  # testing allows files, as development does
+        assert app.instance_path == str(tmp_path)
+        Api(app.test_client()).signup("customer", signup_body(first_name="Eve"))
+        with caplog.at_level("INFO", logger="app.mail"):
+            deliver(app)
+        (written,) = (tmp_path / "mail").iterdir()
+        assert written.suffix == ".eml" and b"Hello Eve," in written.read_bytes()
+        assert str(written) in caplog.text and "token=" not in caplog.text
+
+
+def mails_counted(client, kind, outcome):
+    """lumyri_mails_total for a kind and outcome."""
+    text = client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.name == "lumyri_mails_total" and item.labels == {
+                "kind": kind,
+                "outcome": outcome,
+            }:
+                return item.value
+    return 0
+
+
+def pending_gauge(client):
+    """lumyri_mail_outbox_pending."""
+    text = client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.name == "lumyri_mail_outbox_pending":
+                return item.value
+    return None
+
+
+def test_mail_metrics(mail_app, api, smtp_server):
+    client = api.client
+    sent = mails_counted(client, "verify_email", "sent")
+    retried = mails_counted(client, "verify_email", "retried")
+    sign_up(api)
+    assert pending_gauge(client) == 1
+    smtp_server.refuse_next("451 later")
+    deliver(mail_app)
+    make_due(mail_app)
+    deliver(mail_app)
+    assert mails_counted(client, "verify_email", "retried") == retried + 1
+    assert mails_counted(client, "verify_email", "sent") == sent + 1
+    assert pending_gauge(client) == 0
+
+
+class TestVerification:
+    def test_the_link_verifies_the_address(self, mail_app, api, smtp_server):
+        token, _ = sign_up(api)
+        me = api.me(token).get_json()["data"]
+        assert me["email_verified"] is False
+        deliver(mail_app)
+        link_token = token_of(smtp_server.messages[0][2])
+        response = api.client.post(VERIFY_EMAIL, json={"token": link_token})
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.get_json()["data"]["email_verified"] is True
+        assert response.get_json()["data"]["user"] == me["user"]
+        assert api.me(token).get_json()["data"]["email_verified"] is True
+        again = api.client.post(VERIFY_EMAIL, json={"token": link_token})
+        assert again.status_code == 200  # again, while it is still the address
+        with mail_app.app_context():
+            events = db.session.scalars(
+                sa.select(AuditEvent.event).where(AuditEvent.event == "email_verified")
+            ).all()
+        assert events == ["email_verified"]
+
+    @pytest.mark.parametrize(
+        "body", [{}, {"token": None}, {"token": ""}, {"token": 7}, {"token": ["x"]}]
+    )
+    def test_a_missing_token_is_a_validation_error(self, client, body):
+        response = client.post(VERIFY_EMAIL, json=body)
+        assert response.status_code == 400
+        error = error_of(response)
+        assert error["code"] == "VALIDATION_ERROR" and "token" in error["fields"]
+
+    @pytest.mark.parametrize("token", ["garbage", "a.b.c", "x" * 300])
+    def test_a_bad_token_is_an_invalid_link(self, client, token):
+        response = client.post(VERIFY_EMAIL, json={"token": token})
+        assert response.status_code == 400 and error_of(response)["code"] == "INVALID_LINK"
+
+    def test_a_link_of_another_purpose_is_an_invalid_link(self, mail_app, api, smtp_server):
+        sign_up(api)
+        deliver(mail_app)
+        user_email = smtp_server.messages[0][1][0]
+        api.client.post(FORGOT, json={"email": user_email})
+        deliver(mail_app)
+        reset_token = token_of(smtp_server.messages[1][2])
+        response = api.client.post(VERIFY_EMAIL, json={"token": reset_token})
+        assert response.status_code == 400 and error_of(response)["code"] == "INVALID_LINK"
+
+    def test_an_expired_link_is_an_invalid_link(self, mail_app, api, monkeypatch):
+        _, user = sign_up(api)
+        with mail_app.app_context():
+            bound = links.binding(links.VERIFY_EMAIL, user["id"], user["email"])
+            real_time = time.time
+            monkeypatch.setattr(time, "time", lambda: real_time() - 259200 - 60)
+            old = links.make_token(links.VERIFY_EMAIL, user["id"], bound)
+            monkeypatch.setattr(time, "time", real_time)
+        response = api.client.post(VERIFY_EMAIL, json={"token": old})
+        assert response.status_code == 400 and error_of(response)["code"] == "INVALID_LINK"
+
+    def test_a_new_mail_on_request(self, mail_app, api, smtp_server):
+        token, user = sign_up(api)
+        response = api.client.post(VERIFICATION, headers=bearer(token), json={"ignored": 1})
+        assert response.status_code == 202 and response.get_json() == {"error": None, "data": None}
+        deliver(mail_app)
+        assert [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages] == ["verify_email"] * 2
+        first, second = (token_of(m[2]) for m in smtp_server.messages)
+        assert api.client.post(VERIFY_EMAIL, json={"token": first}).status_code == 200
+        assert api.client.post(VERIFY_EMAIL, json={"token": second}).status_code == 200
+        refused = api.client.post(VERIFICATION, headers=bearer(token))
+        assert refused.status_code == 409
+        assert error_of(refused)["code"] == "EMAIL_ALREADY_VERIFIED"
+
+    def test_new_mails_are_limited_per_account(self, make_app, smtp_server):
+        app = make_app(
+            SMTP_URL=smtp_server.url, RATELIMIT_ENABLED=True, RATELIMIT_KEY_PREFIX=fresh_email()
+        )
+        api = Api(app.test_client())
+        token, _ = sign_up(api)
+        statuses = [
+            api.client.post(VERIFICATION, headers=bearer(token)).status_code for _ in range(4)
+        ]
+        assert statuses == [202, 202, 202, 429]
+
+    def test_needs_a_token(self, client):
+        response = client.post(VERIFICATION)
+        assert response.status_code == 401 and error_of(response)["code"] == "INVALID_TOKEN"
+
+
+class TestForgotAndReset:
+    def forgot(self, api, email, **kwargs):
+        return api.client.post(FORGOT, json={"email": email}, **kwargs)
+
+    def test_known_and_unknown_addresses_get_the_same_answer(self, mail_app, api, smtp_server):
+        _, user = sign_up(api)
+        deliver(mail_app)
+        known = self.forgot(api, user["email"].upper())
+        unknown = self.forgot(api, fresh_email("nobody"))
+        assert known.status_code == unknown.status_code == 202
+        assert known.get_json() == unknown.get_json() == {"error": None, "data": None}
+        deliver(mail_app)
+        kinds = [(m[1], m[2]["X-Lumyri-Mail"]) for m in smtp_server.messages]
+        assert kinds == [([user["email"]], "verify_email"), ([user["email"]], "reset_password")]
+        with mail_app.app_context():
+            events = db.session.scalars(
+                sa.select(AuditEvent.event).where(AuditEvent.event == "password_reset_requested")
+            ).all()
+        assert len(events) == 2
+
+    def test_a_bad_address_is_a_validation_error(self, client):
+        response = client.post(FORGOT, json={"email": "not-an-address"})
+        assert response.status_code == 400 and "email" in error_of(response)["fields"]
+
+    def test_reset_with_the_link(self, mail_app, api, smtp_server):
+        token, user = sign_up(api)
+        login_token = api.login(user["email"]).get_json()["data"]["access_token"]
+        self.forgot(api, user["email"])
+        self.forgot(api, user["email"])  # a second link does not kill the first
+        deliver(mail_app)
+        first, second = (token_of(m[2]) for m in smtp_server.messages[1:])
+        response = api.client.post(RESET, json={"token": first, "password": NEW_PASSWORD})
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        data = response.get_json()["data"]
+        assert data["user"]["id"] == user["id"]
+        assert api.me(data["access_token"]).get_json()["data"]["email_verified"] is True
+        for earlier in (token, login_token):
+            assert api.me(earlier).status_code == 401  # revoked
+        assert api.login(user["email"], NEW_PASSWORD).status_code == 200
+        assert api.login(user["email"], PASSWORD).status_code == 401
+        for used in (first, second):  # after a change of the password: every earlier link
+            again = api.client.post(RESET, json={"token": used, "password": "Third@Pass99"})
+            assert again.status_code == 400 and error_of(again)["code"] == "INVALID_LINK"
+        deliver(mail_app)
+        assert smtp_server.messages[-1][2]["X-Lumyri-Mail"] == "password_changed"
+
+    def test_a_weak_new_password_is_a_validation_error(self, mail_app, api, smtp_server):
+        _, user = sign_up(api)
+        self.forgot(api, user["email"])
+        deliver(mail_app)
+        link_token = token_of(smtp_server.messages[1][2])
+        response = api.client.post(RESET, json={"token": link_token, "password": "weak"})
+        assert response.status_code == 400
+        assert set(error_of(response)["fields"]) == {"password"}
+        # still good: nothing was changed
+        ok = api.client.post(RESET, json={"token": link_token, "password": NEW_PASSWORD})
+        assert ok.status_code == 200
+
+    def test_a_missing_token_and_password_are_reported_together(self, client):
+        response = client.post(RESET, json={"password": "x"})
+        assert set(error_of(response)["fields"]) == {"token", "password"}
+
+    def test_per_address_limit_suppresses_silently(self, make_app, smtp_server):
+        app = make_app(
+            SMTP_URL=smtp_server.url, RATELIMIT_ENABLED=True, RATELIMIT_KEY_PREFIX=fresh_email()
+        )
+        api = Api(app.test_client())
+        _, user = sign_up(api)
+        statuses = [self.forgot(api, user["email"]).status_code for _ in range(5)]
+        assert statuses == [202] * 5
+        deliver(app)
+        resets = [m for m in smtp_server.messages if m[2]["X-Lumyri-Mail"] == "reset_password"]
+        assert len(resets) == 3
+        assert mails_counted(api.client, "reset_password", "suppressed") >= 2
+
+    def test_per_ip_limit_is_a_429(self, make_app):
+        app = make_app(
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_PASSWORD_FORGOT="2/minute",
+            RATELIMIT_KEY_PREFIX=fresh_email(),
+        )
+        api = Api(app.test_client())
+        statuses = [self.forgot(api, fresh_email()).status_code for _ in range(3)]
+        assert statuses == [202, 202, 429]
+
+
+class TestChange:
+    def change(self, api, token, current=PASSWORD, new=NEW_PASSWORD):
+        body = {"current_password": current, "new_password": new}
+        return api.client.post(CHANGE, json=body, headers=bearer(token))
+
+    def test_a_change_revokes_every_other_token(self, mail_app, api, smtp_server):
+        token, user = sign_up(api)
+        other = api.login(user["email"]).get_json()["data"]["access_token"]
+        response = self.change(api, token)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+        fresh = response.get_json()["data"]["access_token"]
+        assert api.me(fresh).status_code == 200
+        assert api.me(token).status_code == api.me(other).status_code == 401
+        assert api.login(user["email"], NEW_PASSWORD).status_code == 200
+        deliver(mail_app)
+        assert smtp_server.messages[-1][2]["X-Lumyri-Mail"] == "password_changed"
+
+    def test_a_wrong_current_password_is_403(self, api):
+        token, _ = sign_up(api)
+        response = self.change(api, token, current="Wrong@12345")
+        assert response.status_code == 403 and error_of(response)["code"] == "WRONG_PASSWORD"
+
+    def test_a_weak_new_password_is_reported_under_its_name(self, api):
+        token, _ = sign_up(api)
+        response = self.change(api, token, current="Wrong@12345", new="short")
+        assert response.status_code == 400  # the rules come before the password check
+        assert set(error_of(response)["fields"]) == {"new_password"}
+
+    def test_needs_a_token_first(self, client):
+        response = client.post(CHANGE, data="not json", content_type="text/plain")
+        assert response.status_code == 401
+
+    def test_limited_like_log_in(self, make_app):
+        app = make_app(
+            RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="2/minute", RATELIMIT_KEY_PREFIX=fresh_email()
+        )
+        api = Api(app.test_client())
+        token, _ = sign_up(api)
+        statuses = [self.change(api, token, current="Wrong@12345").status_code for _ in range(3)]
+        assert statuses == [403, 403, 429]
+
+
+def test_the_cli_lists_the_outbox_without_links_and_retries(mail_app, api, smtp_server):
+    smtp_server.refuse_next("550 5.1.1 No such mailbox")
+    _, user = sign_up(api)
+    deliver(mail_app)
+    sign_up(api)
+    runner = mail_app.test_cli_runner()
+    listed = runner.invoke(args=["accounts", "mail"])
+    assert listed.exit_code == 0
+    lines = listed.output.strip().splitlines()
+    assert len(lines) == 2 and "failed" in lines[0] and "pending" in lines[1]
+    assert user["email"] in lines[0] and "token" not in listed.output
+    failed_id = lines[0].split("\t")[0]
+    retried = runner.invoke(args=["accounts", "mail", "--retry", failed_id])
+    assert retried.exit_code == 0
+    deliver(mail_app)
+    assert outbox(mail_app) == [] and len(smtp_server.messages) == 2
+    assert runner.invoke(args=["accounts", "mail", "--retry", failed_id]).exit_code != 0
