@@ -185,7 +185,8 @@ def build_message(mail: OutboxMail, sender: str) -> EmailMessage:
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
     message["X-Lumyri-Mail"] = mail.kind
-    message.set_content(rendered.text)
+    # Not quoted-printable: a link stays one line, readable (and copyable) as it is.
+    message.set_content(rendered.text, cte="7bit" if rendered.text.isascii() else "8bit")
     message.add_alternative(rendered.html, subtype="html")
     return message
 
