@@ -115,9 +115,10 @@ def forgot_password(email: str) -> None:
     """A reset mail if an account has the address (and the address's limit allows it);
     the same database work and no hash either way, so the time tells nothing."""
     user = repository.find_user_by_email(email)
+    allowed = ratelimit.mail_allowed_to(email)  # spent for unknown addresses too: same work
     reset = None
     if user is not None:
-        if ratelimit.mail_allowed_to(user.email):
+        if allowed:
             reset = mail.new_mail(
                 links.RESET_PASSWORD,
                 user.email,

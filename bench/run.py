@@ -140,7 +140,8 @@ def service_env(database_url, overrides):
     env = dict(os.environ)
     env.update(
         APP_ENV="production",
-        SMTP_URL=os.environ.get("BENCH_SMTP_URL", "smtp://127.0.0.1:9"),
+        # An SMTP sink on loopback (smtp_sink() starts it): every sign-up's mail goes out.
+        SMTP_URL=os.environ.get("BENCH_SMTP_URL", ""),
         SECRET_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=database_url,
         # One client address sends everything: the abuse limits would measure themselves.
@@ -150,6 +151,36 @@ def service_env(database_url, overrides):
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(overrides)
     return env
+
+
+@contextlib.contextmanager
+def smtp_sink():
+    """aiosmtpd's Sink handler on a free loopback port: accepts every mail, keeps none."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+            "-l",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.1)
+        yield f"smtp://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def settle(process, seconds=60):
@@ -667,6 +698,15 @@ def main(argv=None):
         overrides.setdefault("ARGON2_MEMORY_COST", "1024")
         overrides.setdefault("ARGON2_PARALLELISM", "1")
     database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{args.work}/bench.db"
+    sink = smtp_sink() if not os.environ.get("BENCH_SMTP_URL") else contextlib.nullcontext(None)
+    with sink as sink_url:
+        if sink_url:
+            overrides.setdefault("SMTP_URL", sink_url)
+        return run_all(args, tool, overrides, database_url)
+
+
+def run_all(args, tool, overrides, database_url):
+    """Every figure against one service configuration; print and write the report."""
     env = service_env(database_url, overrides)
     params = argon2_params(env)
     workers = int(env.get("WEB_CONCURRENCY", cores()))
