@@ -245,7 +245,9 @@ class SmtpTransport:
             if parts.username:
                 connection.login(unquote(parts.username), unquote(parts.password or ""))
         except smtplib.SMTPResponseException as error:
-            raise _failure(error.smtp_code, "connect") from None
+            # A refused greeting, STARTTLS or login is about the server or our settings,
+            # not about a mail: retried (and logged) until fixed, never a mail's failure.
+            raise Unreachable(f"SMTP refused the session ({error.smtp_code})") from None
         except (OSError, smtplib.SMTPException) as error:
             raise Unreachable(f"SMTP unreachable ({type(error).__name__})") from None
         return connection

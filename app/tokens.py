@@ -103,32 +103,42 @@ def verify_access_token(token: str) -> User:
     return verify_token(token).user
 
 
-def verify_token(token: str) -> VerifiedToken:
-    """The account and claims of a valid token; raise InvalidToken for anything else.
-
-    HS256 only (no `none`, no other algorithm), no repeated key in header or payload,
-    the credential looked up by `iss`, the signature checked with its derived secret,
-    `exp` checked with a small leeway, `user_id` and `company_id` those of the account.
-    """
+def signed_claims(token: str) -> dict[str, Any]:
+    """The claims of a correctly signed, unexpired token, checked without the database
+    (the secret is derived from SECRET_KEY and the token's `iss`): HS256 only (no `none`,
+    no other algorithm), no repeated key in header or payload, every claim present, `exp`
+    with a small leeway. Whether the credential still exists and the claims are the
+    account's is the caller's check; InvalidToken for anything else."""
+    issuer = _unverified_issuer(token)
     try:
-        credential = repository.find_credential(_unverified_issuer(token))
-        if credential is None:
-            raise InvalidToken()
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
-            credential_secret(credential.key),
+            credential_secret(issuer),
             algorithms=[ALGORITHM],
-            issuer=credential.key,
+            issuer=issuer,
             leeway=LEEWAY_SECONDS,
             options={"require": REQUIRED_CLAIMS},
         )
     except jwt.PyJWTError:
         raise InvalidToken() from None
-    # The token says what the account is: its user and its company (or "" for none).
-    user = credential.user
-    if claims["user_id"] != user.id or claims["company_id"] != (user.company_id or ""):
+    return claims
+
+
+def claims_match(claims: dict[str, Any], user_id: str, company_id: str | None) -> bool:
+    """The token says what the account is: its user and its company (or "" for none)."""
+    return bool(claims["user_id"] == user_id and claims["company_id"] == (company_id or ""))
+
+
+def verify_token(token: str) -> VerifiedToken:
+    """The account and claims of a valid token: signed_claims, then the credential of its
+    `iss` (deleted or rotated: refused) and the account it belongs to."""
+    claims = signed_claims(token)
+    credential = repository.find_credential(claims["iss"])
+    if credential is None or not claims_match(
+        claims, credential.user.id, credential.user.company_id
+    ):
         raise InvalidToken()
-    return VerifiedToken(user, claims)
+    return VerifiedToken(credential.user, claims)
 
 
 def bearer_token() -> str:

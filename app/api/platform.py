@@ -117,9 +117,11 @@ class VerifyFastPath:
     whose token is in the identity cache is answered here, without Flask's dispatch
     (which alone cost more than half of the request: bench/README.md). The answer is the
     view's own (verify_answer), with the request id, the metrics and the access line of
-    every request. Anything else, a cache miss included, goes on to Flask unchanged."""
+    every request. A cache miss is verified here as well (in an app context, without the
+    request dispatch); a refused token, and anything else, goes on to Flask unchanged."""
 
     def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
+        self.app = app
         self.next = wsgi_app
         self.cache: identity.IdentityCache = app.extensions[identity.EXTENSION_KEY]
         with app.test_request_context():
@@ -134,8 +136,10 @@ class VerifyFastPath:
             return self.next(environ, start_response)
         started = time.perf_counter()
         match = BEARER_PATTERN.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
-        who = self.cache.get(match.group(1)) if match else None
-        if who is None or (self.cors and "HTTP_ORIGIN" in environ):
+        if match is None or (self.cors and "HTTP_ORIGIN" in environ):
+            return self.next(environ, start_response)
+        who = self.cache.get(match.group(1)) or self._identify(match.group(1))
+        if who is None:  # refused, or the database failed: Flask answers (401, 503)
             return self.next(environ, start_response)
         body, headers = verify_answer(who)
         request_id = observability.request_id_of(environ)
@@ -148,6 +152,15 @@ class VerifyFastPath:
                 method, self.path, 200, seconds, environ.get("REMOTE_ADDR"), request_id
             )
         return [body] if method == "GET" else []
+
+    def _identify(self, token: str) -> identity.Identity | None:
+        """A cache miss, verified here too (an app context, no request dispatch); None
+        when the token is refused or anything fails, for Flask to answer as usual."""
+        try:
+            with self.app.app_context():
+                return identity.identify(token)
+        except Exception:  # noqa: BLE001 - Flask's path gives the 401 or 503 of its own
+            return None
 
 
 def introspection_client() -> None:

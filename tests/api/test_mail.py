@@ -524,3 +524,34 @@ def test_the_cli_lists_the_outbox_without_links_and_retries(mail_app, api, smtp_
     deliver(mail_app)
     assert outbox(mail_app) == [] and len(smtp_server.messages) == 2
     assert runner.invoke(args=["accounts", "mail", "--retry", failed_id]).exit_code != 0
+
+
+def test_a_refused_session_is_retried_not_failed(make_app, api):
+    """A server that refuses the session (a 554 greeting, or our login) is about the
+    server or our settings, not the mail: it stays pending for the next try."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    port = listener.getsockname()[1]
+
+    def refuse():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.sendall(b"554 5.3.2 go away\r\n")
+            connection.close()
+
+    threading.Thread(target=refuse, daemon=True).start()
+    try:
+        app = make_app(SMTP_URL=f"smtp://127.0.0.1:{port}")
+        Api(app.test_client()).signup("customer", signup_body())
+        deliver(app)
+        (row,) = outbox(app)
+        assert row.status == "pending" and "554" in row.last_error
+    finally:
+        listener.close()
