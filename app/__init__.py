@@ -119,7 +119,7 @@ def register_cors(app: Flask) -> None:
     CORS(
         app,
         resources={r"/api/*": {"origins": origins}},
-        methods=["GET", "POST"],
+        methods=["GET", "POST", "PATCH"],
         allow_headers=["Content-Type", "Authorization", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,

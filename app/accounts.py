@@ -14,11 +14,14 @@ from app.emails import email_key
 from app.errors import (
     EmailAlreadyVerified,
     EmailTaken,
+    Forbidden,
     InvalidCredentials,
     InvalidLink,
+    InvalidToken,
+    ValidationFailed,
     WrongPassword,
 )
-from app.models import OutboxMail, SigningCredential, User
+from app.models import ADMIN_ROLE, OutboxMail, SigningCredential, User
 from app.observability import client_ip, current_request_id
 
 CREATORS = {
@@ -96,7 +99,10 @@ def verify_email(token: str) -> User:
         links.VERIFY_EMAIL, user.id, email_key(user.email)
     ):
         raise InvalidLink()
-    repository.mark_email_verified(user, audit_context())
+    try:
+        repository.mark_email_verified(user, audit_context())
+    except repository.AccountGone:
+        raise InvalidLink() from None
     return user
 
 
@@ -155,14 +161,17 @@ def reset_password(token: str, password: str) -> repository.Account:
     ):
         raise InvalidLink()
     password_hash = passwords.hash_password(password)
-    account = repository.set_new_password(
-        user,
-        password_hash,
-        "password_reset",
-        audit_context(),
-        _password_changed_mail(user),
-        verified=True,
-    )
+    try:
+        account = repository.set_new_password(
+            user,
+            password_hash,
+            "password_reset",
+            audit_context(),
+            _password_changed_mail(user),
+            verified=True,
+        )
+    except repository.AccountGone:  # deleted while the new hash was made
+        raise InvalidLink() from None
     mail.wake_sender()
     return account
 
@@ -170,14 +179,113 @@ def reset_password(token: str, password: str) -> repository.Account:
 def change_password(user: User, current: str, new: str) -> repository.Account:
     """A new password, proved by the current one (403 WRONG_PASSWORD otherwise); every
     other token of the account is revoked."""
-    if not passwords.verify_password(user.password_hash, current):
-        raise WrongPassword()
-    account = repository.set_new_password(
-        user,
-        passwords.hash_password(new),
-        "password_changed",
-        audit_context(),
-        _password_changed_mail(user),
-    )
+    prove_password(user, current)
+    try:
+        account = repository.set_new_password(
+            user,
+            passwords.hash_password(new),
+            "password_changed",
+            audit_context(),
+            _password_changed_mail(user),
+        )
+    except repository.AccountGone:
+        raise InvalidToken() from None
     mail.wake_sender()
     return account
+
+
+def update_profile(user: User, changes: dict[str, Any]) -> User:
+    """New values for the profile fields (validated, all of them, by the caller)."""
+    try:
+        repository.update_profile(user, changes, audit_context())
+    except repository.AccountGone:
+        raise InvalidToken() from None
+    return user
+
+
+def update_company(user: User, changes: dict[str, Any]) -> User:
+    """New values for the company's fields: admins only (403 FORBIDDEN otherwise)."""
+    require_company(user)
+    try:
+        repository.update_company(user, changes, audit_context())
+    except repository.AccountGone:
+        raise InvalidToken() from None
+    return user
+
+
+def require_company(user: User) -> None:
+    """Only an account with a company (an admin) may change one."""
+    if user.company is None or user.role.name != ADMIN_ROLE:
+        raise Forbidden("Only an admin may change the company.")
+
+
+def prove_password(user: User, password: str) -> None:
+    """The account's current password, as proof (403 WRONG_PASSWORD otherwise)."""
+    if not passwords.verify_password(user.password_hash, password):
+        raise WrongPassword()
+
+
+def request_email_change(user: User, new_email: str, password: str) -> None:
+    """A confirm_email_change mail to the new address; nothing changes yet. 429 past the
+    verification-mail limit, 403 for a wrong password, 409 when another account has it."""
+    if email_key(new_email) == email_key(user.email):
+        raise ValidationFailed(fields={"new_email": ["This is the account's address already."]})
+    ratelimit.limit_verification_mail(user.id)
+    prove_password(user, password)
+    if repository.email_exists(new_email):
+        raise EmailTaken()
+    confirm = mail.new_mail(
+        links.CONFIRM_EMAIL_CHANGE,
+        new_email,
+        user.first_name,
+        mail.choose_language(user.language),
+        user_id=user.id,
+        email=user.email,
+        new_email=new_email,
+    )
+    repository.record_email_change_request(user, confirm, audit_context())
+    mail.wake_sender()
+
+
+def confirm_email_change(token: str) -> User:
+    """The new address, proved by the link sent to it: good once, and only while the
+    account's address is the one it was asked from; 409 if another account took it."""
+    claims = links.read_token(links.CONFIRM_EMAIL_CHANGE, token)
+    user = repository.get_user(claims.user_id)
+    new_email = claims.extra.get("e")
+    if (
+        user is None
+        or not isinstance(new_email, str)
+        or claims.binding
+        != links.binding(links.CONFIRM_EMAIL_CHANGE, user.id, email_key(user.email), new_email)
+    ):
+        raise InvalidLink()
+    old_email = user.email
+    notice = mail.new_mail(
+        "email_changed",
+        old_email,
+        user.first_name,
+        mail.choose_language(user.language),
+        user_id=user.id,
+        old_email=old_email,
+        new_email=new_email,
+    )
+    try:
+        repository.change_email(user, new_email, audit_context(), notice)
+    except repository.DuplicateEmail:
+        raise EmailTaken() from None
+    except repository.AccountGone:
+        raise InvalidLink() from None
+    mail.wake_sender()
+    return user
+
+
+def delete_account(user: User, password: str) -> None:
+    """Delete the account, proved by its password: everything personal goes at once, an
+    account_deleted mail goes to the address."""
+    prove_password(user, password)
+    farewell = mail.new_mail(
+        "account_deleted", user.email, user.first_name, mail.choose_language(user.language)
+    )
+    repository.delete_account(user, audit_context(), farewell)
+    mail.wake_sender()

@@ -168,6 +168,14 @@ def message_context(mail: OutboxMail) -> dict[str, Any]:
         bound = links.binding(links.RESET_PASSWORD, user.id, user.password_hash)
         token = links.make_token(links.RESET_PASSWORD, user.id, bound)
         context["minutes"] = links.lifetime_seconds(links.RESET_PASSWORD) // 60
+    elif mail.kind == links.CONFIRM_EMAIL_CHANGE:
+        user = repository.get_user(mail.user_id) if mail.user_id else None
+        if user is None or email_key(user.email) != email_key(mail.params["email"]):
+            raise Superseded()
+        new_email = mail.params["new_email"]
+        bound = links.binding(links.CONFIRM_EMAIL_CHANGE, user.id, email_key(user.email), new_email)
+        token = links.make_token(links.CONFIRM_EMAIL_CHANGE, user.id, bound, e=new_email)
+        context["hours"] = links.lifetime_seconds(links.CONFIRM_EMAIL_CHANGE) // 3600
     else:
         return context
     context["link"] = links.link(mail.kind, token)

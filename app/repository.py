@@ -3,15 +3,17 @@
 Plain functions over `db.session`. Views never touch the session; models never commit.
 """
 
+import contextlib
 import secrets
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.emails import email_key
 from app.extensions import db
@@ -33,6 +35,34 @@ from app.models import (
 
 CREDENTIAL_KEY_ALPHABET = string.ascii_letters + string.digits
 CREDENTIAL_KEY_LENGTH = 32
+
+
+class AccountGone(Exception):
+    """The account was deleted while this change was being made: nothing was written."""
+
+
+@contextlib.contextmanager
+def _change_of(user: User) -> Iterator[None]:
+    """Make and commit a change of an account that may be deleted meanwhile (an UPDATE
+    then matches no row, or a new row's foreign key has nothing to point to): then
+    nothing is written and AccountGone is raised."""
+    user_id = user.id  # read now: a rollback expires the object
+    try:
+        yield
+        db.session.commit()
+    except (StaleDataError, IntegrityError):
+        db.session.rollback()
+        still_there = sa.select(User.id).where(User.id == user_id)
+        if db.session.scalar(still_there) is None:
+            db.session.rollback()
+            raise AccountGone() from None
+        raise
+
+
+def _commit_change_of(user: User) -> None:
+    """Commit a change already made (see _change_of)."""
+    with _change_of(user):
+        pass
 
 
 class DuplicateEmail(Exception):
@@ -350,7 +380,7 @@ def mark_email_verified(user: User, context: AuditContext) -> None:
     if user.email_verified_at is None:
         user.email_verified_at = utc_now()
         _add_audit_event("email_verified", context, user.id, user.email)
-    db.session.commit()
+    _commit_change_of(user)
 
 
 def queue_mail(mail: OutboxMail) -> None:
@@ -379,15 +409,15 @@ def set_new_password(
 ) -> Account:
     """A new password (a reset or a change): every earlier token revoked (a new
     credential), the events recorded, the notice queued; a reset also proves the address."""
-    user.password_hash = password_hash
-    if verified and user.email_verified_at is None:
-        user.email_verified_at = utc_now()
-        _add_audit_event("email_verified", context, user.id, user.email)
-    credential = _new_credential(user)
-    _add_audit_event(event, context, user.id, user.email)
-    _add_audit_event("tokens_revoked", context, user.id, user.email)
-    db.session.add(mail)
-    db.session.commit()
+    with _change_of(user):
+        user.password_hash = password_hash
+        if verified and user.email_verified_at is None:
+            user.email_verified_at = utc_now()
+            _add_audit_event("email_verified", context, user.id, user.email)
+        credential = _new_credential(user)
+        _add_audit_event(event, context, user.id, user.email)
+        _add_audit_event("tokens_revoked", context, user.id, user.email)
+        db.session.add(mail)
     return Account(user, credential)
 
 
@@ -474,3 +504,76 @@ def pending_mail_count() -> int:
     )
     _end_read_transaction()
     return int(count or 0)
+
+
+# Self-service: the profile, the company, the address, deletion.
+
+
+def update_profile(user: User, changes: dict[str, Any], context: AuditContext) -> None:
+    """Change profile fields of the user, all or nothing, with the audit event."""
+    for name, value in changes.items():
+        setattr(user, name, value)
+    _add_audit_event("profile_changed", context, user.id, user.email)
+    _commit_change_of(user)
+
+
+def update_company(user: User, changes: dict[str, Any], context: AuditContext) -> None:
+    """Change fields of the user's company, all or nothing, with the audit event."""
+    company = user.company
+    if company is None:  # the caller checked the role: an admin always has one
+        raise RuntimeError("this account has no company")
+    for name, value in changes.items():
+        setattr(company, name, value)
+    _add_audit_event("company_changed", context, user.id, user.email)
+    _commit_change_of(user)
+
+
+def record_email_change_request(user: User, mail: OutboxMail, context: AuditContext) -> None:
+    """The confirmation mail to the new address, and the audit event."""
+    _add_audit_event("email_change_requested", context, user.id, user.email)
+    db.session.add(mail)
+    _commit_change_of(user)
+
+
+def change_email(user: User, new_email: str, context: AuditContext, notice: OutboxMail) -> None:
+    """The new (proved) address, the notice to the old one; DuplicateEmail when another
+    account has it (the unique index settles a race with a sign-up)."""
+    old_email = user.email
+    user.email = new_email
+    user.email_key = email_key(new_email)
+    user.email_verified_at = utc_now()
+    _add_audit_event("email_changed", context, user.id, new_email)
+    db.session.add(notice)
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise AccountGone() from None
+    except IntegrityError:
+        db.session.rollback()
+        user.email, user.email_key = old_email, email_key(old_email)
+        raise DuplicateEmail() from None
+
+
+def delete_account(user: User, context: AuditContext, farewell: OutboxMail) -> None:
+    """In one transaction: the user, its credentials, idempotency keys and unsent mails,
+    its company when no other user belongs to it; its earlier audit events lose their
+    e-mail and client IP; an account_deleted event with the user id only; the farewell
+    mail (which holds the address until it is sent)."""
+    user_id, company_id = user.id, user.company_id
+    db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user_id))
+    db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id))
+    db.session.execute(sa.delete(OutboxMail).where(OutboxMail.user_id == user_id))
+    db.session.execute(
+        sa.update(AuditEvent).where(AuditEvent.user_id == user_id).values(email="", client_ip="")
+    )
+    db.session.execute(sa.delete(User).where(User.id == user_id))
+    if company_id is not None:
+        others = sa.select(User.id).where(User.company_id == company_id).limit(1)
+        if db.session.scalar(others) is None:
+            db.session.execute(sa.delete(Company).where(Company.id == company_id))
+    anonymous = AuditContext(client_ip="", request_id=context.request_id)
+    _add_audit_event("account_deleted", anonymous, user_id, "")
+    db.session.add(farewell)
+    db.session.commit()
+    db.session.expunge_all()

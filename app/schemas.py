@@ -4,8 +4,9 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from app import profile_rules
 from app.emails import EMAIL_MAX, LONE_SURROGATE, TRIM_CHARACTERS, canonical_email, checked
 
 NAME_MAX = 100
@@ -99,6 +100,11 @@ def control_characters(value: str) -> str | None:
     return None
 
 
+def optional_email_syntax(value: str) -> str | None:
+    """ "" or a valid address."""
+    return None if value == "" else email_syntax(value)
+
+
 def email_syntax(value: str) -> str | None:
     """The address as email-validator checks it, without DNS look-ups."""
     if _has_lone_surrogate(value):
@@ -183,6 +189,144 @@ def link_token_field() -> fields.String:
         load_only=True,
         validate=Rules(lone_surrogates, min=1, max=LINK_TOKEN_MAX, too_short=NOT_EMPTY),
     )
+
+
+class Normalised(TrimmedString):
+    """Trimmed text that a library checks and normalises (app.profile_rules): its
+    ValueError becomes the field's message; control characters are refused first."""
+
+    def __init__(self, normalise: Callable[[str], str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.normalise = normalise
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = control_characters(text) or lone_surrogates(text)
+        if problem:
+            raise ValidationError(problem)
+        try:
+            return self.normalise(text)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+
+class Refused(fields.Field):
+    """A key that may not be sent here: its message says where it belongs."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(load_only=True, metadata={"description": message}, **kwargs)
+        self.message = message
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
+        raise ValidationError(self.message)
+
+
+def optional_text(maximum: int, description: str = "") -> TrimmedString:
+    """Optional trimmed text of 0-`maximum` characters without control characters."""
+    return TrimmedString(
+        validate=Rules(control_characters, lone_surrogates, max=maximum),
+        metadata={"description": description} if description else {},
+    )
+
+
+def optional_name() -> TrimmedString:
+    """first_name / last_name when changed: the sign-up rules, not required."""
+    return TrimmedString(
+        validate=Rules(
+            control_characters, lone_surrogates, min=1, max=NAME_MAX, too_short=NOT_EMPTY
+        )
+    )
+
+
+PHONE_RULE = (
+    '"" or a valid number (one that exists in its country\'s plan) in international '
+    "form (+ and the country code); stored in E.164 (+14155550123)"
+)
+LANGUAGE_MAX = 64
+
+
+class PatchSchema(Schema):
+    """A PATCH body: one or more of the fields, every rule reported at once; any other
+    key is refused ("Unknown field."); nothing changes unless all is valid."""
+
+    class Meta:
+        unknown = RAISE
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def not_empty(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
+        """An empty object changes nothing: refused."""
+        if not original:
+            raise ValidationError("Send at least one field to change.")
+
+
+class ProfilePatchSchema(PatchSchema):
+    """PATCH /me: the profile fields of the user object."""
+
+    first_name = optional_name()
+    last_name = optional_name()
+    phone = Normalised(profile_rules.phone, metadata={"description": PHONE_RULE})
+    country = Normalised(
+        profile_rules.country,
+        metadata={
+            "description": '"" or an officially assigned ISO 3166-1 alpha-2 code; stored upper-case'
+        },
+    )
+    city = optional_text(100)
+    avatar = Normalised(
+        profile_rules.avatar,
+        validate=Rules(max=profile_rules.AVATAR_MAX),
+        metadata={"description": '"" or an absolute https:// URL', "format": "uri"},
+    )
+    language = Normalised(
+        profile_rules.language,
+        validate=Rules(max=LANGUAGE_MAX),
+        metadata={
+            "description": '"" or a valid BCP 47 tag (every subtag in the IANA registry), '
+            "stored in canonical case (pt-BR)"
+        },
+    )
+    timezone = Normalised(
+        profile_rules.timezone, metadata={"description": '"" or an IANA time zone name'}
+    )
+    default_app = optional_text(100)
+    email = Refused("Change the e-mail with POST /api/v1/auth/email/change.")
+    password = Refused("Change the password with POST /api/v1/auth/password/change.")
+
+
+class CompanyPatchSchema(PatchSchema):
+    """PATCH /company: the company's fields (admins only)."""
+
+    name = optional_text(200)
+    phone = Normalised(profile_rules.phone, metadata={"description": PHONE_RULE})
+    address = optional_text(500)
+    describe = optional_text(2000)
+    email = EmailAddress(
+        validate=Rules(lone_surrogates, optional_email_syntax, max=EMAIL_MAX),
+        metadata={"description": '"" or a valid address, normalised like a sign-up address'},
+    )
+
+
+class EmailChangeRequestSchema(Schema):
+    """The new address, and the current password as proof."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    new_email = email_field()
+    password = proof_password_field()
+
+
+class DeleteAccountRequestSchema(Schema):
+    """The current password, as proof."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    password = proof_password_field()
 
 
 class SignupRequestSchema(Schema):
@@ -451,6 +595,10 @@ LINK_TOKEN_SCHEMA = LinkTokenRequestSchema()
 FORGOT_PASSWORD_SCHEMA = ForgotPasswordRequestSchema()
 RESET_PASSWORD_SCHEMA = ResetPasswordRequestSchema()
 CHANGE_PASSWORD_SCHEMA = ChangePasswordRequestSchema()
+PROFILE_PATCH_SCHEMA = ProfilePatchSchema()
+EMAIL_CHANGE_SCHEMA = EmailChangeRequestSchema()
+DELETE_ACCOUNT_SCHEMA = DeleteAccountRequestSchema()
+COMPANY_PATCH_SCHEMA = CompanyPatchSchema()
 LOGIN_SCHEMA = LoginRequestSchema()
 USER_SCHEMA = UserSchema()
 AUTH_RESULT_SCHEMA = AuthResultSchema()

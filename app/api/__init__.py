@@ -3,12 +3,13 @@ and the OpenAPI declarations. Everything below it (use cases, data) is flat in a
 
 from flask import Flask
 
-from app.api import health, lifecycle, metrics, openapi, platform, sessions, signup
+from app.api import health, lifecycle, metrics, openapi, platform, profile, sessions, signup
 
 BLUEPRINTS = (
     signup.bp,
     sessions.bp,
     lifecycle.bp,
+    profile.bp,
     platform.bp,
     health.bp,
     openapi.bp,

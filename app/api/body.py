@@ -119,7 +119,13 @@ class LoadedBody:
 def load_json(schema: Schema, header_errors: dict[str, Any] | None = None) -> LoadedBody:
     """Read the body and load it with a schema; every broken rule of every field (and of
     the headers the caller checked) is reported at once (400 VALIDATION_ERROR)."""
-    body = read_json_object()
+    return load_fields(schema, read_json_object(), header_errors)
+
+
+def load_fields(
+    schema: Schema, body: dict[str, Any], header_errors: dict[str, Any] | None = None
+) -> LoadedBody:
+    """Load a body already read (when a check comes between reading and the rules)."""
     errors = dict(header_errors or {})
     fields: dict[str, Any] = {}
     try:
