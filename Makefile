@@ -41,9 +41,9 @@ migrate: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-fast: the tests that start no server process (tests/unit, tests/api), on SQLite only
+## test-fast: the tests that start no server process (tests/unit, tests/api), SQLite, fewer generated examples
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not postgres" tests/unit tests/api $(PYTEST_ARGS)
+	TEST_EXAMPLES_SCALE=0.25 $(BIN)/python -m pytest -n 2 -m "not postgres" tests/unit tests/api $(PYTEST_ARGS)
 
 ## lint: ruff check, ruff format check and mypy over app/ and config.py, as CI runs them
 lint: $(STAMP)

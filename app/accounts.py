@@ -73,9 +73,13 @@ def authenticate(email: str, password: str) -> repository.Account:
     if not passwords.verify_password(user.password_hash, password):
         repository.record_audit_event("login_failed", audit_context(), user.id, email)
         raise InvalidCredentials()
-    if passwords.needs_rehash(user.password_hash):
-        repository.set_password_hash(user, passwords.hash_password(password))
-    return repository.Account(user, repository.current_credential(user, audit_context()))
+    try:
+        if passwords.needs_rehash(user.password_hash):
+            repository.set_password_hash(user, passwords.hash_password(password))
+        credential = repository.current_credential(user, audit_context())
+    except repository.AccountGone:  # deleted while the password was being checked
+        raise InvalidCredentials() from None
+    return repository.Account(user, credential)
 
 
 def revoke_tokens(user: User) -> SigningCredential:

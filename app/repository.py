@@ -43,20 +43,32 @@ class AccountGone(Exception):
 
 @contextlib.contextmanager
 def _change_of(user: User) -> Iterator[None]:
-    """Make and commit a change of an account that may be deleted meanwhile (an UPDATE
-    then matches no row, or a new row's foreign key has nothing to point to): then
-    nothing is written and AccountGone is raised."""
+    """Make and commit a change of an account that may be deleted meanwhile: the
+    change's writes go first (so that, on SQLite, this transaction holds the write lock),
+    then the account's row is locked and must still be there (on Postgres a deletion
+    locks it first too: the two never interleave). If it is gone nothing is written and
+    AccountGone is raised."""
     user_id = user.id  # read now: a rollback expires the object
     try:
         yield
+        db.session.flush()
+        if db.session.scalar(_account_row(user_id)) is None:
+            raise AccountGone()
         db.session.commit()
+    except AccountGone:
+        db.session.rollback()
+        raise
     except (StaleDataError, IntegrityError):
         db.session.rollback()
-        still_there = sa.select(User.id).where(User.id == user_id)
-        if db.session.scalar(still_there) is None:
+        if db.session.scalar(_account_row(user_id)) is None:
             db.session.rollback()
             raise AccountGone() from None
         raise
+
+
+def _account_row(user_id: str) -> sa.Select[str]:
+    """The account's row, locked for the rest of the transaction (Postgres)."""
+    return sa.select(User.id).where(User.id == user_id).with_for_update()
 
 
 def _commit_change_of(user: User) -> None:
@@ -259,25 +271,26 @@ def find_user_by_email(email: str) -> User | None:
 
 def set_password_hash(user: User, password_hash: str) -> None:
     """Store a new hash for the user (after a re-hash with today's parameters)."""
-    user.password_hash = password_hash
-    db.session.commit()
+    with _change_of(user):
+        user.password_hash = password_hash
 
 
 def current_credential(user: User, context: AuditContext | None = None) -> SigningCredential:
     """The user's newest signing credential, created if the user has none; with a
-    context, the successful log-in is recorded in the same transaction."""
-    credential = db.session.scalar(
-        sa.select(SigningCredential)
-        .where(SigningCredential.user_id == user.id)
-        .order_by(SigningCredential.created_at.desc())
-        .limit(1)
-    )
-    if credential is None:
-        credential = SigningCredential(key=new_credential_key(), user=user)
-        db.session.add(credential)
-    if context is not None:
-        _add_audit_event("login_succeeded", context, user.id, user.email)
-    db.session.commit()
+    context, the successful log-in is recorded in the same transaction. AccountGone
+    when the account was deleted meanwhile."""
+    with _change_of(user):
+        credential = db.session.scalar(
+            sa.select(SigningCredential)
+            .where(SigningCredential.user_id == user.id)
+            .order_by(SigningCredential.created_at.desc())
+            .limit(1)
+        )
+        if credential is None:
+            credential = SigningCredential(key=new_credential_key(), user=user)
+            db.session.add(credential)
+        if context is not None:
+            _add_audit_event("login_succeeded", context, user.id, user.email)
     return credential
 
 
@@ -561,6 +574,9 @@ def delete_account(user: User, context: AuditContext, farewell: OutboxMail) -> N
     e-mail and client IP; an account_deleted event with the user id only; the farewell
     mail (which holds the address until it is sent)."""
     user_id, company_id = user.id, user.company_id
+    # The row first: a change of the account in flight (a log-in recording its event)
+    # finishes before, or sees the account gone after (see _change_of).
+    db.session.execute(sa.update(User).where(User.id == user_id).values(id=User.id))
     db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user_id))
     db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id))
     db.session.execute(sa.delete(OutboxMail).where(OutboxMail.user_id == user_id))

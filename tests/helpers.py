@@ -5,6 +5,15 @@ import json
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+# `make test-fast` sets TEST_EXAMPLES_SCALE below 1 for fewer generated examples in the
+# property and fuzz tests; `make test` (and CI) runs them all.
+EXAMPLES_SCALE = float(os.environ.get("TEST_EXAMPLES_SCALE", "1"))
+
+
+def examples(count):
+    """How many generated examples a property or fuzz test runs in this tier."""
+    return max(10, int(count * EXAMPLES_SCALE))
+
 
 SIGNUP_PATHS = {
     "admin": "/api/v1/auth/admin/signup",

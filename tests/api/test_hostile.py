@@ -12,7 +12,15 @@ from marshmallow import ValidationError
 from app.extensions import db
 from app.models import User
 from app.schemas import SIGNUP_SCHEMA
-from tests.helpers import LOGIN_PATH, LOGOUT_PATH, ME_PATH, PASSWORD, SIGNUP_PATHS, signup_body
+from tests.helpers import (
+    LOGIN_PATH,
+    LOGOUT_PATH,
+    ME_PATH,
+    PASSWORD,
+    SIGNUP_PATHS,
+    examples,
+    signup_body,
+)
 
 ADMIN, CUSTOMER = SIGNUP_PATHS["admin"], SIGNUP_PATHS["customer"]
 JSON_TYPE = "application/json"
@@ -411,7 +419,10 @@ def load(**changes):
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=200, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=examples(200),
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
 )
 CONTROL = st.characters(min_codepoint=0, max_codepoint=0x1F) | st.characters(
     min_codepoint=0x7F, max_codepoint=0x9F
@@ -510,7 +521,7 @@ HUGE_NUMBERS = st.sampled_from(["1" * 4301, "-" + "9" * 5000, "1e400", "-1e400",
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     derandomize=True,
     database=None,
     deadline=None,

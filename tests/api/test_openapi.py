@@ -13,8 +13,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.helpers import examples
+
 OPENAPI_PATH = "/api/v1/openapi.json"
-FUZZ_EXAMPLES = 60
+FUZZ_EXAMPLES = examples(60)
 FUZZ_CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -141,3 +141,36 @@ def test_the_curl_walk_through_of_the_mails(smtp_server, tmp_path):
         assert changed["data"]["user"]["id"] == signed_up["user"]["id"]
         kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.wait_for(4)]
         assert kinds == ["verify_email", "reset_password", "password_changed", "password_changed"]
+
+
+def test_the_curl_walk_through_of_self_service(smtp_server, tmp_path):
+    """examples/ for the profile, the company, the e-mail change and the deletion."""
+    settings = {"SMTP_URL": smtp_server.url, "MAIL_POLL_SECONDS": "0.2", "WEB_CONCURRENCY": "1"}
+    email, new_email = fresh_email("walk-self"), fresh_email("walk-moved")
+    with run_server(f"sqlite:///{tmp_path / 'self.db'}", tmp_path, **settings) as server:
+        admin = run_example(server, "admin-signup.sh", EMAIL=email)["data"]
+        token = admin["access_token"]
+        profile = run_example(
+            server, "update-profile.sh", token, '{"phone": "+1 415 555 0123", "language": "fr"}'
+        )
+        assert profile["data"]["user"]["phone"] == "+14155550123"
+        company = run_example(server, "update-company.sh", token, '{"name": "Acme"}')
+        assert company["data"]["user"]["company"]["name"] == "Acme"
+        accepted = run_example(
+            server, "change-email.sh", token, NEW_EMAIL=new_email, PASSWORD="Password@123"
+        )
+        assert accepted == {"error": None, "data": None}
+        confirm = next(m[2] for m in smtp_server.wait_for(2) if m[1] == [new_email])
+        changed = run_example(server, "confirm-email-change.sh", link_token(confirm))
+        assert changed["data"]["user"]["email"] == new_email
+        status = subprocess.run(
+            ["bash", os.path.join(ROOT, "examples", "delete-account.sh"), token],
+            env={**os.environ, "BASE_URL": server.base_url, "PASSWORD": "Password@123"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        assert status == "204"
+        kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.wait_for(4)]
+        assert kinds.count("account_deleted") == 1 and kinds.count("email_changed") == 1
