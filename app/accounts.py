@@ -97,12 +97,7 @@ def verification_mail(address: str, first_name: str, language: str = "") -> Outb
 def verify_email(token: str) -> User:
     """Prove the address with a verification link: good while it is still the account's
     address (again and again); INVALID_LINK otherwise."""
-    claims = links.read_token(links.VERIFY_EMAIL, token)
-    user = repository.get_user(claims.user_id)
-    if user is None or claims.binding != links.binding(
-        links.VERIFY_EMAIL, user.id, email_key(user.email)
-    ):
-        raise InvalidLink()
+    user = links.account_for(links.VERIFY_EMAIL, token).user
     try:
         repository.mark_email_verified(user, audit_context())
     except repository.AccountGone:
@@ -158,12 +153,7 @@ def _password_changed_mail(user: User) -> OutboxMail:
 def reset_password(token: str, password: str) -> repository.Account:
     """A new password from a reset link (good once: the link is bound to the password
     hash it was sent for); every earlier token is revoked, the address counts as proved."""
-    claims = links.read_token(links.RESET_PASSWORD, token)
-    user = repository.get_user(claims.user_id)
-    if user is None or claims.binding != links.binding(
-        links.RESET_PASSWORD, user.id, user.password_hash
-    ):
-        raise InvalidLink()
+    user = links.account_for(links.RESET_PASSWORD, token).user
     password_hash = passwords.hash_password(password)
     try:
         account = repository.set_new_password(
@@ -254,16 +244,8 @@ def request_email_change(user: User, new_email: str, password: str) -> None:
 def confirm_email_change(token: str) -> User:
     """The new address, proved by the link sent to it: good once, and only while the
     account's address is the one it was asked from; 409 if another account took it."""
-    claims = links.read_token(links.CONFIRM_EMAIL_CHANGE, token)
-    user = repository.get_user(claims.user_id)
-    new_email = claims.extra.get("e")
-    if (
-        user is None
-        or not isinstance(new_email, str)
-        or claims.binding
-        != links.binding(links.CONFIRM_EMAIL_CHANGE, user.id, email_key(user.email), new_email)
-    ):
-        raise InvalidLink()
+    user, claims = links.account_for(links.CONFIRM_EMAIL_CHANGE, token)
+    new_email = str(claims.extra["e"])
     old_email = user.email
     notice = mail.new_mail(
         "email_changed",

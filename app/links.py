@@ -13,7 +13,10 @@ from typing import Any, NamedTuple
 from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from app import repository
+from app.emails import email_key
 from app.errors import InvalidLink
+from app.models import User
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"
@@ -81,3 +84,43 @@ def read_token(purpose: str, token: str) -> LinkClaims:
     if not isinstance(user_id, str) or not isinstance(bound_to, str):
         raise InvalidLink()
     return LinkClaims(user_id, bound_to, payload)
+
+
+def _proof(purpose: str, user: User, new_email: str) -> str:
+    """What a link of this purpose proves about the account as it is now: made when the
+    mail is sent and compared when the link is used, so the two can never disagree."""
+    if purpose == VERIFY_EMAIL:
+        return binding(purpose, user.id, email_key(user.email))
+    if purpose == RESET_PASSWORD:
+        return binding(purpose, user.id, user.password_hash)
+    return binding(purpose, user.id, email_key(user.email), new_email)
+
+
+def token_for(purpose: str, user: User, new_email: str = "") -> str:
+    """A token for the account's link of this purpose (an e-mail change's carries the new
+    address: the confirmation needs it)."""
+    extra = {"e": new_email} if purpose == CONFIRM_EMAIL_CHANGE else {}
+    return make_token(purpose, user.id, _proof(purpose, user, new_email), **extra)
+
+
+class LinkedAccount(NamedTuple):
+    """The account a good link belongs to, and its claims."""
+
+    user: User
+    claims: LinkClaims
+
+
+def account_for(purpose: str, token: str) -> LinkedAccount:
+    """The account of a link that is good now: signed, unexpired, and still bound to what
+    it proved (the account exists; its address, or its password hash, is unchanged);
+    INVALID_LINK otherwise."""
+    claims = read_token(purpose, token)
+    user = repository.get_user(claims.user_id)
+    new_email = claims.extra.get("e", "")
+    if (
+        user is None
+        or not isinstance(new_email, str)
+        or not hmac.compare_digest(claims.binding, _proof(purpose, user, new_email))
+    ):
+        raise InvalidLink()
+    return LinkedAccount(user, claims)

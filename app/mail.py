@@ -39,15 +39,6 @@ EXTENSION_KEY = "lumyri_mail_sender"
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 MAIL_TEMPLATES = os.path.join(TEMPLATES, "mail")
 DEFAULT_LANGUAGE = "en"
-# Notices are never suppressed (the contract's "Recovering the password").
-KINDS = (
-    "verify_email",
-    "reset_password",
-    "password_changed",
-    "confirm_email_change",
-    "email_changed",
-    "account_deleted",
-)
 FIRST_RETRY_SECONDS = 5
 JITTER = 0.2
 LEASE_SECONDS = 120
@@ -154,31 +145,20 @@ def message_context(mail: OutboxMail) -> dict[str, Any]:
     """The template context of a mail, its link made now; Superseded when the account or
     what the link is bound to changed since the mail was written."""
     context: dict[str, Any] = {"first_name": mail.first_name, **mail.params}
-    if mail.kind == links.VERIFY_EMAIL:
-        user = repository.get_user(mail.user_id) if mail.user_id else None
-        if user is None or email_key(user.email) != email_key(mail.params["email"]):
+    if mail.kind not in links.SETTINGS:
+        return context  # a notice: no link
+    user = repository.get_user(mail.user_id) if mail.user_id else None
+    if user is None:
+        raise Superseded()
+    if mail.kind == links.RESET_PASSWORD:
+        if password_fingerprint(user.password_hash) != mail.params["pw"]:
             raise Superseded()
-        bound = links.binding(links.VERIFY_EMAIL, user.id, email_key(user.email))
-        token = links.make_token(links.VERIFY_EMAIL, user.id, bound)
-        context["hours"] = links.lifetime_seconds(links.VERIFY_EMAIL) // 3600
-    elif mail.kind == links.RESET_PASSWORD:
-        user = repository.get_user(mail.user_id) if mail.user_id else None
-        if user is None or password_fingerprint(user.password_hash) != mail.params["pw"]:
-            raise Superseded()
-        bound = links.binding(links.RESET_PASSWORD, user.id, user.password_hash)
-        token = links.make_token(links.RESET_PASSWORD, user.id, bound)
-        context["minutes"] = links.lifetime_seconds(links.RESET_PASSWORD) // 60
-    elif mail.kind == links.CONFIRM_EMAIL_CHANGE:
-        user = repository.get_user(mail.user_id) if mail.user_id else None
-        if user is None or email_key(user.email) != email_key(mail.params["email"]):
-            raise Superseded()
-        new_email = mail.params["new_email"]
-        bound = links.binding(links.CONFIRM_EMAIL_CHANGE, user.id, email_key(user.email), new_email)
-        token = links.make_token(links.CONFIRM_EMAIL_CHANGE, user.id, bound, e=new_email)
-        context["hours"] = links.lifetime_seconds(links.CONFIRM_EMAIL_CHANGE) // 3600
-    else:
-        return context
+    elif email_key(user.email) != email_key(mail.params["email"]):
+        raise Superseded()  # verification and change: asked from the address it has now
+    token = links.token_for(mail.kind, user, mail.params.get("new_email", ""))
     context["link"] = links.link(mail.kind, token)
+    lifetime = links.lifetime_seconds(mail.kind)
+    context["hours"], context["minutes"] = lifetime // 3600, lifetime // 60
     return context
 
 

@@ -150,6 +150,14 @@ def name_field() -> TrimmedString:
     )
 
 
+class RequestSchema(Schema):
+    """A request body: keys not in the schema are ignored (nothing a client sends can
+    choose a role, a company, a state or an id)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
 def email_field() -> EmailAddress:
     """A required, valid address, in its canonical form (sign-up, forgotten password)."""
     return EmailAddress(required=True, validate=Rules(lone_surrogates, email_syntax, max=EMAIL_MAX))
@@ -310,30 +318,21 @@ class CompanyPatchSchema(PatchSchema):
     )
 
 
-class EmailChangeRequestSchema(Schema):
+class EmailChangeRequestSchema(RequestSchema):
     """The new address, and the current password as proof."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     new_email = email_field()
     password = proof_password_field()
 
 
-class DeleteAccountRequestSchema(Schema):
+class DeleteAccountRequestSchema(RequestSchema):
     """The current password, as proof."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     password = proof_password_field()
 
 
-class SignupRequestSchema(Schema):
+class SignupRequestSchema(RequestSchema):
     """The four sign-up fields. Anything else in the body is ignored."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     first_name = name_field()
     last_name = name_field()
@@ -341,50 +340,35 @@ class SignupRequestSchema(Schema):
     password = new_password_field()
 
 
-class LinkTokenRequestSchema(Schema):
+class LinkTokenRequestSchema(RequestSchema):
     """A link's token (verifying the address)."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     token = link_token_field()
 
 
-class ForgotPasswordRequestSchema(Schema):
+class ForgotPasswordRequestSchema(RequestSchema):
     """The address of the account whose password was forgotten."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     email = email_field()
 
 
-class ResetPasswordRequestSchema(Schema):
+class ResetPasswordRequestSchema(RequestSchema):
     """A reset link's token and the new password."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     token = link_token_field()
     password = new_password_field()
 
 
-class ChangePasswordRequestSchema(Schema):
+class ChangePasswordRequestSchema(RequestSchema):
     """The current password (proof) and the new one."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     current_password = proof_password_field()
     new_password = new_password_field()
 
 
-class LoginRequestSchema(Schema):
+class LoginRequestSchema(RequestSchema):
     """Log-in fields: no strength rules (the account has them already), only what keeps
     a lookup and a hash safe: strings, bounded, storable text."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     email = EmailAddress(
         required=True,

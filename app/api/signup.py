@@ -1,6 +1,8 @@
 """The signup blueprint: admin and customer sign-up (thin views over the schema, the
 idempotency guard and the account use cases)."""
 
+from typing import Any
+
 from flask import Blueprint, Response
 
 from app import accounts, idempotency, ratelimit
@@ -37,6 +39,17 @@ SIGNUP_ERRORS = [
 ]
 
 
+# What the two sign-up operations share in the OpenAPI document.
+SIGNUP_OPERATION: dict[str, Any] = {
+    "tags": ["sign-up"],
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+    "body": SignupRequestSchema,
+    "response": (201, AuthEnvelopeSchema, "Account created"),
+    "errors": SIGNUP_ERRORS,
+    "no_store": True,
+}
+
+
 def sign_up(kind: str) -> Response:
     """Validate (body and Idempotency-Key), then create the account once per key; a retry
     gets the first account again, with a valid token, and spends no rate-limit budget."""
@@ -56,12 +69,7 @@ def sign_up(kind: str) -> Response:
 @documented(
     summary="Admin sign-up",
     description="Creates a user, a new company and the Admin system role (the website).",
-    tags=["sign-up"],
-    parameters=[IDEMPOTENCY_KEY_PARAMETER],
-    body=SignupRequestSchema,
-    response=(201, AuthEnvelopeSchema, "Account created"),
-    errors=SIGNUP_ERRORS,
-    no_store=True,
+    **SIGNUP_OPERATION,
 )
 def admin_signup() -> Response:
     """Register an admin with a new company (used by the website)."""
@@ -72,12 +80,7 @@ def admin_signup() -> Response:
 @documented(
     summary="Customer sign-up",
     description="Creates a user with the Customer role and no company (the mobile app).",
-    tags=["sign-up"],
-    parameters=[IDEMPOTENCY_KEY_PARAMETER],
-    body=SignupRequestSchema,
-    response=(201, AuthEnvelopeSchema, "Account created"),
-    errors=SIGNUP_ERRORS,
-    no_store=True,
+    **SIGNUP_OPERATION,
 )
 def customer_signup() -> Response:
     """Register a customer, without a company (used by the mobile app)."""
