@@ -65,7 +65,7 @@ def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
 def authenticate(email: str, password: str) -> repository.Account:
     """The account of a right e-mail and password; InvalidCredentials otherwise, in about
     the same time whether or not the e-mail has an account."""
-    user = repository.find_user_by_email(email)
+    user = repository.find_login(email)
     if user is None:
         passwords.verify_against_dummy(password)
         repository.record_audit_event("login_failed", audit_context(), email=email)
@@ -76,7 +76,7 @@ def authenticate(email: str, password: str) -> repository.Account:
     try:
         if passwords.needs_rehash(user.password_hash):
             repository.set_password_hash(user, passwords.hash_password(password))
-        credential = repository.current_credential(user, audit_context())
+        credential = repository.start_session(user, audit_context())
     except repository.AccountGone:  # deleted while the password was being checked
         raise InvalidCredentials() from None
     return repository.Account(user, credential)

@@ -54,6 +54,9 @@ def configure_database(app: Flask) -> None:
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     connect_args = dict(options.get("connect_args") or {})
     if uri.startswith("sqlite"):
+        # A file has no server that could have dropped the connection: no "SELECT 1"
+        # before each use (it cost a statement per transaction).
+        options["pool_pre_ping"] = False
         connect_args.setdefault("timeout", app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
         connect_args.setdefault("check_same_thread", False)
     elif uri.startswith("postgresql"):

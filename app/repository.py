@@ -12,7 +12,10 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.emails import email_key
@@ -25,6 +28,7 @@ from app.models import (
     AuditEvent,
     Company,
     IdempotencyKey,
+    Model,
     OutboxMail,
     Role,
     SigningCredential,
@@ -136,8 +140,14 @@ def audit_events(email: str | None = None, limit: int = 100) -> Sequence[AuditEv
 
 
 def new_credential_key() -> str:
-    """A 32-character [A-Za-z0-9] key, like an API gateway's JWT credential key."""
-    return "".join(secrets.choice(CREDENTIAL_KEY_ALPHABET) for _ in range(CREDENTIAL_KEY_LENGTH))
+    """A 32-character [A-Za-z0-9] key, like an API gateway's JWT credential key (uniform:
+    random bytes of 248 or more are dropped, 248 being 4 x 62)."""
+    key = ""
+    while len(key) < CREDENTIAL_KEY_LENGTH:
+        key += "".join(
+            CREDENTIAL_KEY_ALPHABET[byte % 62] for byte in secrets.token_bytes(40) if byte < 248
+        )
+    return key[:CREDENTIAL_KEY_LENGTH]
 
 
 def _end_read_transaction() -> None:
@@ -146,12 +156,138 @@ def _end_read_transaction() -> None:
     db.session.commit()
 
 
+# The hot paths (sign-up, log-in) read and write with SQLAlchemy Core statements built
+# once, not through the ORM's unit of work: with a cheap argon2 profile the ORM's flush
+# and loading cost a quarter of the hash (bench/README.md, "Work outside the hash").
+# What they return are ORM objects all the same, detached and fully loaded.
+USERS = cast(sa.Table, User.__table__)
+COMPANIES = cast(sa.Table, Company.__table__)
+CREDENTIALS = cast(sa.Table, SigningCredential.__table__)
+AUDIT_EVENTS = cast(sa.Table, AuditEvent.__table__)
+EMAIL_KEY_TAKEN = sa.select(USERS.c.id).where(USERS.c.email_key == sa.bindparam("email_key"))
+LOGIN_ROW = (
+    sa.select(USERS, *(column.label(f"company__{column.key}") for column in COMPANIES.c))
+    .select_from(USERS.outerjoin(COMPANIES, COMPANIES.c.id == USERS.c.company_id))
+    .where(USERS.c.email_key == sa.bindparam("email_key"))
+)
+# The account's row, locked (Postgres), with its newest credential (None if it has none).
+LOCKED_WITH_CREDENTIAL = (
+    sa.select(USERS.c.id, CREDENTIALS.c.id, CREDENTIALS.c.key, CREDENTIALS.c.created_at)
+    .select_from(USERS.outerjoin(CREDENTIALS, CREDENTIALS.c.user_id == USERS.c.id))
+    .where(USERS.c.id == sa.bindparam("user_id"))
+    .order_by(CREDENTIALS.c.created_at.desc())
+    .limit(1)
+    .with_for_update(of=USERS)
+)
+SET_PASSWORD_HASH = (
+    sa.update(USERS)
+    .where(USERS.c.id == sa.bindparam("user_id"))
+    .values(password_hash=sa.bindparam("password_hash"))
+)
+ROLES_KEY = "lumyri_system_roles"
+
+
+_INSERTS: dict[sa.Table, sa.Insert] = {}
+
+
+def _insert_row(connection: sa.Connection, table: sa.Table, row: dict[str, Any]) -> Any:
+    """INSERT one row (every column given, but an autoincrement id); its primary key."""
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = table.insert()
+    inserted = connection.execute(statement, row).inserted_primary_key
+    return inserted[0] if inserted else None
+
+
+def _insert(connection: sa.Connection, *instances: Model) -> None:
+    """INSERT new ORM objects with Core (unset columns get their column's default
+    first), then make them detached as if loaded: usable after the commit, never
+    flushed again."""
+    for instance in instances:
+        table = cast(sa.Table, instance.__table__)
+        values = instance.__dict__
+        for column in table.columns:
+            if column.key not in values:
+                setattr(instance, column.key, _default_of(column))
+        key = table.primary_key.columns[0].key
+        row = {column.key: values[column.key] for column in table.columns}
+        if row[key] is None:  # an autoincrement id: the INSERT makes it
+            del row[key]
+            setattr(instance, key, _insert_row(connection, table, row))
+        else:
+            _insert_row(connection, table, row)
+    for instance in instances:
+        make_transient_to_detached(instance)
+
+
+def _insert_audit_event(
+    connection: sa.Connection,
+    event: str,
+    context: AuditContext,
+    user_id: str | None = None,
+    email: str = "",
+) -> None:
+    """INSERT an audit event with Core (see _add_audit_event)."""
+    row = {
+        "created_at": utc_now(),
+        "event": event,
+        "user_id": user_id,
+        "email": email,
+        "client_ip": context.client_ip,
+        "request_id": context.request_id,
+    }
+    _insert_row(connection, AUDIT_EVENTS, row)
+
+
+def _default_of(column: sa.Column[Any]) -> Any:
+    """The value an INSERT gives a column it is not given (its Python default, or None;
+    None for an autoincrement id, which the INSERT makes)."""
+    default = column.default
+    if default is None or not isinstance(default, sa.ColumnDefault):
+        return None
+    return default.arg(None) if default.is_callable else default.arg
+
+
+def _detached(model: type[Model], **values: Any) -> Any:
+    """An ORM object of a row read with Core: detached, as if loaded by a query."""
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    return instance
+
+
+def system_role(name: str) -> Role:
+    """The system role with this name (seeded by a migration; they never change while
+    the service runs): read once per process, then a fresh detached copy each time."""
+    roles: dict[str, dict[str, Any]] = current_app.extensions.setdefault(ROLES_KEY, {})
+    values = roles.get(name)
+    if values is None:
+        row = db.session.execute(sa.select(Role.__table__).where(Role.name == name)).first()
+        _end_read_transaction()
+        if row is None:
+            raise RuntimeError(f"system role {name!r} is missing: run the migrations")
+        values = roles[name] = row._asdict()
+    return cast(Role, _detached(Role, **values))
+
+
+def system_role_by_id(role_id: str) -> Role:
+    """The system role with this id (see system_role)."""
+    roles: dict[str, dict[str, Any]] = current_app.extensions.setdefault(ROLES_KEY, {})
+    for values in roles.values():
+        if values["id"] == role_id:
+            return cast(Role, _detached(Role, **values))
+    row = db.session.execute(sa.select(Role.name).where(Role.id == role_id)).first()
+    _end_read_transaction()
+    if row is None:
+        raise RuntimeError(f"role {role_id!r} is missing")
+    return system_role(row.name)
+
+
 def email_exists(email: str) -> bool:
     """True when an account has this mailbox (the canonical e-mail in any spelling)."""
-    query = sa.select(User.id).where(User.email_key == email_key(email))
-    found = db.session.scalar(query) is not None
+    connection = db.session.connection()
+    found = connection.execute(EMAIL_KEY_TAKEN, {"email_key": email_key(email)}).first()
     _end_read_transaction()
-    return found
+    return found is not None
 
 
 def get_role(name: str) -> Role | None:
@@ -170,9 +306,7 @@ def _create_account(
 ) -> Account:
     """Write user, company (if any), signing credential, the audit event and the welcome
     mail (if any) in one transaction."""
-    role = get_role(role_name)
-    if role is None:
-        raise RuntimeError(f"system role {role_name!r} is missing: run the migrations")
+    role = system_role(role_name)
     user = User(
         id=new_uuid(),
         first_name=fields["first_name"],
@@ -181,16 +315,21 @@ def _create_account(
         email_key=email_key(fields["email"]),
         password_hash=password_hash,
         state=state,
-        role=role,
-        company=company,
+        role_id=role.id,
+        company_id=None,
     )
-    credential = SigningCredential(key=new_credential_key(), user=user)
-    db.session.add_all([user, credential] + ([company] if company else []))
+    credential = SigningCredential(id=new_uuid(), key=new_credential_key(), user_id=user.id)
+    rows: list[Model] = [user, credential]
+    if company is not None:
+        company.id = user.company_id = new_uuid()
+        rows.insert(0, company)
     if mail is not None:
         mail.user_id = user.id
-        db.session.add(mail)
-    _add_audit_event("account_created", context, user.id, user.email)
+        rows.append(mail)
     try:
+        connection = db.session.connection()
+        _insert(connection, *rows)
+        _insert_audit_event(connection, "account_created", context, user.id, user.email)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -198,6 +337,9 @@ def _create_account(
         if email_exists(fields["email"]):
             raise DuplicateEmail() from None
         raise
+    set_committed_value(user, "role", role)
+    set_committed_value(user, "company", company)
+    set_committed_value(credential, "user", user)
     return Account(user, credential)
 
 
@@ -269,10 +411,60 @@ def find_user_by_email(email: str) -> User | None:
     return user
 
 
+def find_login(email: str) -> User | None:
+    """The account with this mailbox, as a log-in needs it (fully loaded and detached:
+    change it only through this module's Core functions below), or None."""
+    connection = db.session.connection()
+    row = connection.execute(LOGIN_ROW, {"email_key": email_key(email)}).first()
+    _end_read_transaction()
+    if row is None:
+        return None
+    values = row._asdict()
+    company_values = {
+        column.key: values.pop(f"company__{column.key}") for column in COMPANIES.columns
+    }
+    user: User = _detached(User, **values)
+    company = _detached(Company, **company_values) if user.company_id else None
+    set_committed_value(user, "company", company)
+    set_committed_value(user, "role", system_role_by_id(user.role_id))
+    return user
+
+
 def set_password_hash(user: User, password_hash: str) -> None:
-    """Store a new hash for the user (after a re-hash with today's parameters)."""
-    with _change_of(user):
-        user.password_hash = password_hash
+    """Store a new hash for the user (after a re-hash with today's parameters);
+    AccountGone when the account was deleted meanwhile."""
+    result = db.session.connection().execute(
+        SET_PASSWORD_HASH, {"user_id": user.id, "password_hash": password_hash}
+    )
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
+        db.session.rollback()
+        raise AccountGone()
+    db.session.commit()
+    set_committed_value(user, "password_hash", password_hash)
+
+
+def start_session(user: User, context: AuditContext) -> SigningCredential:
+    """A successful log-in: the audit event written first (on SQLite this transaction
+    then holds the write lock), then the account's row locked and read with its newest
+    signing credential (one is created if it has none). AccountGone, with nothing
+    written, when the account was deleted meanwhile."""
+    connection = db.session.connection()
+    _insert_audit_event(connection, "login_succeeded", context, user.id, user.email)
+    row = connection.execute(LOCKED_WITH_CREDENTIAL, {"user_id": user.id}).first()
+    if row is None:
+        db.session.rollback()
+        raise AccountGone()
+    _, credential_id, key, created_at = row
+    if credential_id is None:
+        credential = SigningCredential(id=new_uuid(), key=new_credential_key(), user_id=user.id)
+        _insert(connection, credential)
+    else:
+        credential = _detached(
+            SigningCredential, id=credential_id, key=key, user_id=user.id, created_at=created_at
+        )
+    db.session.commit()
+    set_committed_value(credential, "user", user)
+    return credential
 
 
 def current_credential(user: User, context: AuditContext | None = None) -> SigningCredential:

@@ -459,6 +459,27 @@ class RoleSchema(Schema):
     permission = response_field(fields.Nested, nested=PermissionSchema)
 
 
+class SystemRole(fields.Nested):
+    """A system role: its dump (a permission tree of some twenty nested objects) is made
+    once per role and process and reused while the role is unchanged; every sign-up and
+    log-in answers with it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(RoleSchema, **kwargs)
+        self._dumps: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+    def _serialize(  # type: ignore[override]  # see CompanyOrEmpty
+        self, value: Any, attr: str | None, obj: Any, **kwargs: Any
+    ) -> Any:
+        if value is None:
+            return None
+        source = (value.name, value.description, value.category, value.permission)
+        cached = self._dumps.get(value.id)
+        if cached is None or cached[0] != source:
+            cached = self._dumps[value.id] = (source, super()._serialize(value, attr, obj))
+        return cached[1]
+
+
 class UserSchema(Schema):
     """The full user object of the contract: exactly these keys, never a password or hash."""
 
@@ -471,7 +492,7 @@ class UserSchema(Schema):
     city = response_field(fields.String)
     avatar = response_field(fields.String)
     company = response_field(CompanyOrEmpty, nested=CompanySchema)
-    role = response_field(fields.Nested, nested=RoleSchema)
+    role = response_field(SystemRole)
     address = response_field(fields.String, allow_none=True)
     state = response_field(fields.String, metadata={"enum": ["CARD_NOT_FOUND", "ACTIVED"]})
     language = response_field(fields.String)

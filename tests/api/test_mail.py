@@ -236,7 +236,7 @@ class TestDelivery:
         def failing(*_args, **_kwargs):
             raise RuntimeError("the audit write failed")
 
-        monkeypatch.setattr(repository, "_add_audit_event", failing)
+        monkeypatch.setattr(repository, "_insert_audit_event", failing)
         response = api.signup("customer", signup_body())
         assert response.status_code == 500
         assert outbox(mail_app) == []
