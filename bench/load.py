@@ -1,6 +1,6 @@
 """Load generators for the benchmark: wrk when installed, else a Python asyncio client.
 
-Both send POSTs of a JSON body template for a bounded time over keep-alive connections
+Both send requests (POSTs of a JSON body template, or requests with bearer tokens) for a bounded time over keep-alive connections
 to a loopback address, and report throughput, p50/p90/p99 latency and the number of
 answers that were not the expected status.
 """
@@ -15,7 +15,7 @@ import subprocess
 import time
 
 WRK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk", "post.lua")
-WRK_GET_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk", "get_bearer.lua")
+WRK_BEARER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk", "bearer.lua")
 
 
 def load_tool():
@@ -40,15 +40,20 @@ def run_load(port, path, template, expected, concurrency, seconds, tag, accounts
     )
 
 
-def run_get_load(port, path, tokens_file, expected, concurrency, seconds, tool=None):
-    """GETs of `path` with a bearer token taken in turn from `tokens_file`; its figures."""
+def run_bearer_load(
+    port, method, path, tokens_file, expected, concurrency, seconds, body="", tool=None
+):
+    """Requests of `path` (GET, or PATCH with a JSON body, ...) with a bearer token taken
+    in turn from `tokens_file`; its figures."""
     tool = tool or load_tool()
     if tool == "wrk":
-        script_args = [WRK_GET_SCRIPT, path, str(expected), tokens_file]
+        script_args = [WRK_BEARER_SCRIPT, method, path, str(expected), tokens_file, body]
         return _wrk(port, concurrency, seconds, script_args)
     with open(tokens_file) as handle:
         tokens = [line.strip() for line in handle if line.strip()]
-    return asyncio.run(_run_asyncio_get(port, path, tokens, expected, concurrency, seconds))
+    return asyncio.run(
+        _run_asyncio_bearer(port, method, path, body, tokens, expected, concurrency, seconds)
+    )
 
 
 def _run_wrk(port, path, template, expected, concurrency, seconds, tag, accounts):
@@ -89,20 +94,17 @@ def _wrk(port, concurrency, seconds, script_args):
     }
 
 
-async def _one_request(reader, writer, path, body, token=None):
-    """Send one POST (or, with a token, a GET with it) on an open connection and read
-    the status (and the body)."""
-    if token is None:
-        payload = body.encode()
-        writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n".encode()
-            + payload
-        )
-    else:
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
-        )
+async def _one_request(reader, writer, path, body, token=None, method="POST"):
+    """Send one request (a POST of a JSON body by default; with a token, its bearer
+    header, and a body only if one is given) on an open connection and read the status
+    (and the body)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if token is not None:
+        head += f"Authorization: Bearer {token}\r\n"
+    payload = body.encode()
+    if payload or token is None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    writer.write(head.encode() + b"\r\n" + payload)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -140,9 +142,9 @@ async def _client(port, path, template, expected, deadline, tag, number, account
         writer.close()
 
 
-async def _get_client(port, path, tokens, deadline, number, results):
-    """One client sending GETs with the tokens in turn until the deadline, a connection
-    each (the service answers with Connection: close)."""
+async def _bearer_client(port, method, path, body, tokens, deadline, number, results):
+    """One client sending requests with the tokens in turn until the deadline, a
+    connection each (the service answers with Connection: close)."""
     for counter in itertools.count(number):
         if time.monotonic() >= deadline:
             return
@@ -151,7 +153,9 @@ async def _get_client(port, path, tokens, deadline, number, results):
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
-                status = await asyncio.wait_for(_one_request(reader, writer, path, "", token), 30)
+                status = await asyncio.wait_for(
+                    _one_request(reader, writer, path, body, token, method), 30
+                )
             finally:
                 writer.close()
         except (TimeoutError, OSError, asyncio.IncompleteReadError):
@@ -159,13 +163,16 @@ async def _get_client(port, path, tokens, deadline, number, results):
         results.append((time.perf_counter() - started, status))
 
 
-async def _run_asyncio_get(port, path, tokens, expected, concurrency, seconds):
-    """`concurrency` connections of GETs for `seconds`."""
+async def _run_asyncio_bearer(port, method, path, body, tokens, expected, concurrency, seconds):
+    """`concurrency` clients of bearer requests for `seconds`."""
     results = []
     started = time.monotonic()
     deadline = started + seconds
     await asyncio.gather(
-        *(_get_client(port, path, tokens, deadline, n, results) for n in range(concurrency))
+        *(
+            _bearer_client(port, method, path, body, tokens, deadline, n, results)
+            for n in range(concurrency)
+        )
     )
     return summarise(results, expected, time.monotonic() - started)
 

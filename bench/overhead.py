@@ -27,19 +27,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-PROFILES = {
-    # argon2-cffi's defaults (RFC 9106's low-memory profile), the service's default.
-    "default": {"time_cost": 3, "memory_cost": 65536, "parallelism": 4},
-    # OWASP's minimum for argon2id: t=2, m=19 MiB, p=1.
-    "owasp": {"time_cost": 2, "memory_cost": 19456, "parallelism": 1},
-}
+from bench.profiles import PROFILES, settings_of  # noqa: E402
+
 PASSWORD = "Password@123"
 TARGET = 0.10
 
 
 def environment(profile, work):
     """The service's production settings, as `make bench` runs it."""
-    params = PROFILES[profile]
+    os.environ.update(settings_of(profile))
     os.environ.update(
         APP_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(48),
@@ -50,9 +46,6 @@ def environment(profile, work):
         RATELIMIT_ENABLED="false",
         PROMETHEUS_MULTIPROC_DIR=os.path.join(work, "metrics"),
         INSTANCE_PATH=os.path.join(work, "instance"),
-        ARGON2_TIME_COST=str(params["time_cost"]),
-        ARGON2_MEMORY_COST=str(params["memory_cost"]),
-        ARGON2_PARALLELISM=str(params["parallelism"]),
     )
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 

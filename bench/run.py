@@ -29,7 +29,8 @@ import psutil
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.load import burst, load_tool, run_get_load, run_load  # noqa: E402
+from bench.load import burst, load_tool, run_bearer_load, run_load  # noqa: E402
+from bench.profiles import PROFILES, settings_of  # noqa: E402
 
 SIGNUP = {"admin": "/api/v1/auth/admin/signup", "customer": "/api/v1/auth/customer/signup"}
 LOGIN = "/api/v1/auth/login"
@@ -47,9 +48,31 @@ TARGETS = {
     "login": 0.90,
     "rejection": 0.65,
     "verify": 0.80,
+    "forgot": 0.50,
+    "patch_me": 0.50,
     "p99_over_p50": 3.0,
 }
 VERIFY = "/api/v1/auth/verify"
+# The paths without a hash, each measured next to the floor at the same path in
+# bench/floor_app.py. "bearer": with the tokens of make_tokens' accounts; else with the
+# log-in load's accounts in the body.
+PLAIN_PATHS = {
+    "verify": {"method": "GET", "path": VERIFY, "status": 200, "bearer": True, "body": ""},
+    "forgot": {
+        "method": "POST",
+        "path": "/api/v1/auth/password/forgot",
+        "status": 202,
+        "bearer": False,
+        "body": '{"email": "{{ACCOUNT}}"}',
+    },
+    "patch_me": {
+        "method": "PATCH",
+        "path": "/api/v1/auth/me",
+        "status": 200,
+        "bearer": True,
+        "body": '{"city": "Paris"}',
+    },
+}
 
 
 def cores():
@@ -301,19 +324,7 @@ def measure_service(args, env, tag, results, tool):
             args.seconds,
             args.rejection_concurrency,
         )
-        results.update(
-            measure_verify(
-                process,
-                port,
-                env,
-                args.work,
-                tool,
-                args.rounds,
-                args.seconds,
-                args.verify_concurrency,
-                args.verify_accounts,
-            )
-        )
+        results.update(measure_plain(process, port, env, args, tool, tag))
         settle(process)
         idle = sum(tree_rss(process).values())
         small_peak, _, _ = peak_memory_during(
@@ -416,33 +427,52 @@ def make_tokens(env, count, path):
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
 
 
-def measure_verify(service, port, env, work, tool, rounds, seconds, levels, accounts):
-    """/verify with valid tokens of `accounts` accounts, and the bare-Flask floor (a GET
-    that reads the header and answers a small JSON 200), taken in turns at each
+def measure_plain(service, port, env, args, tool, tag):
+    """The paths without a hash (PLAIN_PATHS) and their floors, taken in turns at each
     concurrency. Returns {"verify_c8": ..., "floor_verify_c8": ..., ...}."""
-    tokens = os.path.join(work, "tokens.txt")
-    make_tokens(env, accounts, tokens)
+    tokens = os.path.join(args.work, "tokens.txt")
+    make_tokens(env, args.verify_accounts, tokens)
+    levels = {
+        "verify": args.verify_concurrency,
+        "forgot": [args.rejection_concurrency],
+        "patch_me": [args.rejection_concurrency],
+    }
     taken = {}
-    with gunicorn("bench.floor_app:app", env, os.path.join(work, "floor-verify.log"), "/") as (
+    with gunicorn("bench.floor_app:app", env, os.path.join(args.work, "floor-plain.log"), "/") as (
         floor_port,
         floor,
     ):
-        targets = (("verify", service, port), ("floor_verify", floor, floor_port))
-        for concurrency in levels:
-            for _ in range(rounds):
-                for name, process, target_port in targets:
-                    settle(process)
-                    taken.setdefault(f"{name}_c{concurrency}", []).append(
-                        run_get_load(
-                            target_port,
-                            VERIFY,
-                            tokens,
-                            200,
-                            concurrency,
-                            seconds / rounds,
-                            tool=tool,
-                        )
-                    )
+        targets = (("", service, port, tag), ("floor_", floor, floor_port, tag))
+        for name, spec in PLAIN_PATHS.items():
+            for concurrency in levels[name]:
+                for _ in range(args.rounds):
+                    for prefix, process, target_port, target_tag in targets:
+                        settle(process)
+                        if spec["bearer"]:
+                            figures = run_bearer_load(
+                                target_port,
+                                spec["method"],
+                                spec["path"],
+                                tokens,
+                                spec["status"],
+                                concurrency,
+                                args.seconds / args.rounds,
+                                body=spec["body"],
+                                tool=tool,
+                            )
+                        else:
+                            figures = run_load(
+                                target_port,
+                                spec["path"],
+                                spec["body"],
+                                spec["status"],
+                                concurrency,
+                                args.seconds / args.rounds,
+                                target_tag,
+                                args.accounts,
+                                tool=tool,
+                            )
+                        taken.setdefault(f"{prefix}{name}_c{concurrency}", []).append(figures)
     return {key: combine_rounds(figures) for key, figures in taken.items()}
 
 
@@ -470,7 +500,7 @@ def ratios(results, env, workers):
             out[key] = figures["throughput"] / figures["limit"]
     out["rejection"] = results["rejection"]["throughput"] / results["floor"]["throughput"]
     for key in results:
-        if key.startswith("verify_c"):
+        if key.startswith(tuple(f"{name}_c" for name in PLAIN_PATHS)):
             out[key] = results[key]["throughput"] / results["floor_" + key]["throughput"]
     for kind in SIGNUP:
         key = f"signup_{kind}_c8"
@@ -498,10 +528,13 @@ def verdicts(results, ratio):
         if key in ratio:
             checks[f"{key} >= {TARGETS['login']}"] = ratio[key] >= TARGETS["login"]
     checks[f"rejection >= {TARGETS['rejection']}"] = ratio["rejection"] >= TARGETS["rejection"]
-    for key in sorted(k for k in ratio if k.startswith("verify_c")):
-        checks[f"{key} >= {TARGETS['verify']}"] = ratio[key] >= TARGETS["verify"]
-    checks["no non-200 answer from /verify"] = all(
-        f["unexpected"] == 0 for k, f in results.items() if "verify_c" in k
+    for name in PLAIN_PATHS:
+        for key in sorted(k for k in ratio if k.startswith(f"{name}_c")):
+            checks[f"{key} >= {TARGETS[name]}"] = ratio[key] >= TARGETS[name]
+    checks["no unexpected answer on the paths without a hash"] = all(
+        f["unexpected"] == 0
+        for k, f in results.items()
+        if k.startswith(tuple(f"{name}_c" for name in PLAIN_PATHS))
     )
     for kind in SIGNUP:
         key = f"p99_over_p50_{kind}_c8"
@@ -567,7 +600,7 @@ def markdown(report):
             else "verify limit"
             if key.startswith("login_")
             else "floor"
-            if key == "rejection" or key.startswith("verify_c")
+            if key == "rejection" or key.startswith(tuple(f"{name}_c" for name in PLAIN_PATHS))
             else ""
         )
         if "limit" in figures:
@@ -666,7 +699,17 @@ def parse_args(argv):
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--accounts", type=int, default=32, help="accounts the log-in load uses")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    parser.add_argument("--name", default="latest", help="file name stem of the results")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="default",
+        help="argon2 parameters of the service (bench/profiles.py); --set ARGON2_* wins",
+    )
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="file name stem of the results (default: latest[-owasp][-postgres])",
+    )
     parser.add_argument("--tool", choices=["wrk", "asyncio"], default=None)
     parser.add_argument(
         "--smoke", action="store_true", help="tiny, quick run that checks the harness"
@@ -695,12 +738,14 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     args.work = tempfile.mkdtemp(prefix="lumyri-bench-")
     tool = args.tool or load_tool()
-    overrides = dict(setting.split("=", 1) for setting in args.set)
+    overrides = settings_of(args.profile)
     if args.smoke:
-        overrides.setdefault("ARGON2_TIME_COST", "1")
-        overrides.setdefault("ARGON2_MEMORY_COST", "1024")
-        overrides.setdefault("ARGON2_PARALLELISM", "1")
+        overrides.update(ARGON2_TIME_COST="1", ARGON2_MEMORY_COST="1024", ARGON2_PARALLELISM="1")
+    overrides.update(setting.split("=", 1) for setting in args.set)
     database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{args.work}/bench.db"
+    if args.name is None:
+        args.name = "latest" + "-owasp" * (args.profile == "owasp")
+        args.name += "-postgres" * database_url.startswith("postgres")
     sink = smtp_sink() if not os.environ.get("BENCH_SMTP_URL") else contextlib.nullcontext(None)
     with sink as sink_url:
         if sink_url:
@@ -733,6 +778,7 @@ def run_all(args, tool, overrides, database_url):
         "tool": tool,
         "database": "postgres" if database_url.startswith("postgres") else "sqlite",
         "argon2": params,
+        "profile": args.profile if argon2_params(env) == PROFILES[args.profile] else "custom",
         "gunicorn": {
             "workers": workers,
             "worker_class": env.get("GUNICORN_WORKER_CLASS", "gthread"),

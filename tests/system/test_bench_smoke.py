@@ -36,6 +36,10 @@ def test_bench_harness_runs(tmp_path, tool):
         "floor",
         "verify_c2",
         "floor_verify_c2",
+        "forgot_c2",
+        "floor_forgot_c2",
+        "patch_me_c2",
+        "floor_patch_me_c2",
     ):
         assert report["results"][key]["requests"] > 0
     assert report["results"]["verify_c2"]["unexpected"] == 0  # every token was valid

@@ -1,6 +1,6 @@
--- GET one path with a bearer token taken in turn from a file (one token a line); used
--- by bench/load.py for /verify and its floor.
--- args: path, expected status, tokens file.
+-- A request with a bearer token taken in turn from a file (one token a line), and an
+-- optional JSON body; used by bench/load.py for /verify, PATCH /me and their floors.
+-- args: method, path, expected status, tokens file, body (may be empty).
 local threads = {}
 
 function setup(thread)
@@ -9,9 +9,9 @@ function setup(thread)
 end
 
 function init(args)
-  path, expected = args[1], tonumber(args[2])
+  method, path, expected, body = args[1], args[2], tonumber(args[3]), args[5] or ""
   tokens = {}
-  for line in io.lines(args[3]) do
+  for line in io.lines(args[4]) do
     if #line > 0 then
       table.insert(tokens, line)
     end
@@ -22,7 +22,12 @@ end
 function request()
   counter = counter + 1
   local token = tokens[(counter % #tokens) + 1]
-  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. token})
+  local headers = {["Authorization"] = "Bearer " .. token}
+  if #body > 0 then
+    headers["Content-Type"] = "application/json"
+    return wrk.format(method, path, headers, body)
+  end
+  return wrk.format(method, path, headers)
 end
 
 function response(status, headers, body)
