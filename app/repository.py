@@ -165,11 +165,13 @@ COMPANIES = cast(sa.Table, Company.__table__)
 CREDENTIALS = cast(sa.Table, SigningCredential.__table__)
 AUDIT_EVENTS = cast(sa.Table, AuditEvent.__table__)
 EMAIL_KEY_TAKEN = sa.select(USERS.c.id).where(USERS.c.email_key == sa.bindparam("email_key"))
-LOGIN_ROW = (
-    sa.select(USERS, *(column.label(f"company__{column.key}") for column in COMPANIES.c))
-    .select_from(USERS.outerjoin(COMPANIES, COMPANIES.c.id == USERS.c.company_id))
-    .where(USERS.c.email_key == sa.bindparam("email_key"))
-)
+USER_ROW = sa.select(
+    USERS, *(column.label(f"company__{column.key}") for column in COMPANIES.c)
+).select_from(USERS.outerjoin(COMPANIES, COMPANIES.c.id == USERS.c.company_id))
+USER_BY_EMAIL_KEY = USER_ROW.where(USERS.c.email_key == sa.bindparam("email_key"))
+USER_BY_ID = USER_ROW.where(USERS.c.id == sa.bindparam("user_id"))
+OUTBOX = cast(sa.Table, OutboxMail.__table__)
+DELETE_MAIL = sa.delete(OUTBOX).where(OUTBOX.c.id == sa.bindparam("mail_id"))
 # The account's row, locked (Postgres), with its newest credential (None if it has none).
 LOCKED_WITH_CREDENTIAL = (
     sa.select(USERS.c.id, CREDENTIALS.c.id, CREDENTIALS.c.key, CREDENTIALS.c.created_at)
@@ -411,11 +413,10 @@ def find_user_by_email(email: str) -> User | None:
     return user
 
 
-def find_login(email: str) -> User | None:
-    """The account with this mailbox, as a log-in needs it (fully loaded and detached:
-    change it only through this module's Core functions below), or None."""
-    connection = db.session.connection()
-    row = connection.execute(LOGIN_ROW, {"email_key": email_key(email)}).first()
+def _read_user(statement: sa.Select[Any], params: dict[str, Any]) -> User | None:
+    """The user of a USER_ROW statement, fully loaded (role and company) and detached:
+    change it only through this module's Core functions), or None."""
+    row = db.session.connection().execute(statement, params).first()
     _end_read_transaction()
     if row is None:
         return None
@@ -428,6 +429,16 @@ def find_login(email: str) -> User | None:
     set_committed_value(user, "company", company)
     set_committed_value(user, "role", system_role_by_id(user.role_id))
     return user
+
+
+def find_login(email: str) -> User | None:
+    """The account with this mailbox, as a log-in needs it (see _read_user), or None."""
+    return _read_user(USER_BY_EMAIL_KEY, {"email_key": email_key(email)})
+
+
+def mail_recipient(user_id: str) -> User | None:
+    """The account a mail is for, as the sender needs it (see _read_user), or None."""
+    return _read_user(USER_BY_ID, {"user_id": user_id})
 
 
 def set_password_hash(user: User, password_hash: str) -> None:
@@ -657,7 +668,7 @@ def claim_mails(now: datetime, lease_until: datetime, limit: int) -> list[Outbox
 
 def mail_done(mail: OutboxMail) -> None:
     """Sent (or superseded): the row goes, and with it the address it held."""
-    db.session.execute(sa.delete(OutboxMail).where(OutboxMail.id == mail.id))
+    db.session.connection().execute(DELETE_MAIL, {"mail_id": mail.id})
     db.session.commit()
 
 
