@@ -65,7 +65,7 @@ def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
 def authenticate(email: str, password: str) -> repository.Account:
     """The account of a right e-mail and password; InvalidCredentials otherwise, in about
     the same time whether or not the e-mail has an account."""
-    user = repository.find_login(email)
+    user = repository.account_by_email(email)
     if user is None:
         passwords.verify_against_dummy(password)
         repository.record_audit_event("login_failed", audit_context(), email=email)
@@ -119,7 +119,7 @@ def send_verification(user: User) -> None:
 def forgot_password(email: str) -> None:
     """A reset mail if an account has the address (and the address's limit allows it);
     the same database work and no hash either way, so the time tells nothing."""
-    user = repository.find_user_by_email(email)
+    user = repository.account_by_email(email)
     allowed = ratelimit.mail_allowed_to(email)  # spent for unknown addresses too: same work
     reset = None
     if user is not None:

@@ -147,7 +147,7 @@ def message_context(mail: OutboxMail) -> dict[str, Any]:
     context: dict[str, Any] = {"first_name": mail.first_name, **mail.params}
     if mail.kind not in links.SETTINGS:
         return context  # a notice: no link
-    user = repository.mail_recipient(mail.user_id) if mail.user_id else None
+    user = repository.account_by_id(mail.user_id) if mail.user_id else None
     if user is None:
         raise Superseded()
     if mail.kind == links.RESET_PASSWORD:

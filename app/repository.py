@@ -53,6 +53,8 @@ def _change_of(user: User) -> Iterator[None]:
     locks it first too: the two never interleave). If it is gone nothing is written and
     AccountGone is raised."""
     user_id = user.id  # read now: a rollback expires the object
+    if sa.inspect(user).detached:  # read with Core: its changes are flushed once attached
+        db.session.add(user)
     try:
         yield
         db.session.flush()
@@ -170,6 +172,14 @@ USER_ROW = sa.select(
 ).select_from(USERS.outerjoin(COMPANIES, COMPANIES.c.id == USERS.c.company_id))
 USER_BY_EMAIL_KEY = USER_ROW.where(USERS.c.email_key == sa.bindparam("email_key"))
 USER_BY_ID = USER_ROW.where(USERS.c.id == sa.bindparam("user_id"))
+USER_BY_CREDENTIAL = (
+    USER_ROW.add_columns(
+        CREDENTIALS.c.id.label("credential__id"),
+        CREDENTIALS.c.created_at.label("credential__created_at"),
+    )
+    .join(CREDENTIALS, CREDENTIALS.c.user_id == USERS.c.id)
+    .where(CREDENTIALS.c.key == sa.bindparam("key"))
+)
 OUTBOX = cast(sa.Table, OutboxMail.__table__)
 DELETE_MAIL = sa.delete(OUTBOX).where(OUTBOX.c.id == sa.bindparam("mail_id"))
 # The account's row, locked (Postgres), with its newest credential (None if it has none).
@@ -369,8 +379,20 @@ def create_customer_account(
 
 
 def find_credential(key: str) -> SigningCredential | None:
-    """Return the signing credential with this key (and its user), or None."""
-    return db.session.scalar(sa.select(SigningCredential).where(SigningCredential.key == key))
+    """Return the signing credential with this key (and its user, see _read_user), or
+    None: read with Core on every request with a bearer token."""
+    row = db.session.connection().execute(USER_BY_CREDENTIAL, {"key": key}).first()
+    _end_read_transaction()
+    if row is None:
+        return None
+    values = row._asdict()
+    credential_id, created_at = values.pop("credential__id"), values.pop("credential__created_at")
+    user = _user_of(values)
+    credential = _detached(
+        SigningCredential, id=credential_id, key=key, user_id=user.id, created_at=created_at
+    )
+    set_committed_value(credential, "user", user)
+    return cast(SigningCredential, credential)
 
 
 class CredentialIdentity(NamedTuple):
@@ -414,13 +436,16 @@ def find_user_by_email(email: str) -> User | None:
 
 
 def _read_user(statement: sa.Select[Any], params: dict[str, Any]) -> User | None:
-    """The user of a USER_ROW statement, fully loaded (role and company) and detached:
-    change it only through this module's Core functions), or None."""
+    """The user of a USER_ROW statement, or None: read with Core, fully loaded (role and
+    company) and detached, so no commit expires it. A change through the ORM attaches it
+    first (_change_of); the hot paths change it with Core."""
     row = db.session.connection().execute(statement, params).first()
     _end_read_transaction()
-    if row is None:
-        return None
-    values = row._asdict()
+    return None if row is None else _user_of(row._asdict())
+
+
+def _user_of(values: dict[str, Any]) -> User:
+    """A detached user (with role and company) from the columns of USER_ROW."""
     company_values = {
         column.key: values.pop(f"company__{column.key}") for column in COMPANIES.columns
     }
@@ -431,13 +456,15 @@ def _read_user(statement: sa.Select[Any], params: dict[str, Any]) -> User | None
     return user
 
 
-def find_login(email: str) -> User | None:
-    """The account with this mailbox, as a log-in needs it (see _read_user), or None."""
+def account_by_email(email: str) -> User | None:
+    """The account with this mailbox (the canonical e-mail in any spelling), read with
+    Core (see _read_user), or None: for a log-in and a forgotten password."""
     return _read_user(USER_BY_EMAIL_KEY, {"email_key": email_key(email)})
 
 
-def mail_recipient(user_id: str) -> User | None:
-    """The account a mail is for, as the sender needs it (see _read_user), or None."""
+def account_by_id(user_id: str) -> User | None:
+    """The account with this id, read with Core (see _read_user), or None: for the mail
+    sender."""
     return _read_user(USER_BY_ID, {"user_id": user_id})
 
 
@@ -609,9 +636,11 @@ def record_reset_request(
     email: str, user: User | None, context: AuditContext, mail: OutboxMail | None
 ) -> None:
     """The audit event of a forgotten password (known address or not) and its mail."""
-    _add_audit_event("password_reset_requested", context, user.id if user else None, email)
+    connection = db.session.connection()
+    user_id = user.id if user else None
+    _insert_audit_event(connection, "password_reset_requested", context, user_id, email)
     if mail is not None:
-        db.session.add(mail)
+        _insert(connection, mail)
     db.session.commit()
 
 
@@ -726,11 +755,18 @@ def pending_mail_count() -> int:
 
 
 def update_profile(user: User, changes: dict[str, Any], context: AuditContext) -> None:
-    """Change profile fields of the user, all or nothing, with the audit event."""
+    """Change profile fields of the user, all or nothing, with the audit event (one
+    UPDATE, which also finds, and on Postgres locks, the account's row: AccountGone, with
+    nothing written, when it was deleted meanwhile)."""
+    connection = db.session.connection()
+    result = connection.execute(sa.update(USERS).where(USERS.c.id == user.id).values(changes))
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
+        db.session.rollback()
+        raise AccountGone()
+    _insert_audit_event(connection, "profile_changed", context, user.id, user.email)
+    db.session.commit()
     for name, value in changes.items():
-        setattr(user, name, value)
-    _add_audit_event("profile_changed", context, user.id, user.email)
-    _commit_change_of(user)
+        set_committed_value(user, name, value)
 
 
 def update_company(user: User, changes: dict[str, Any], context: AuditContext) -> None:
