@@ -95,7 +95,9 @@ class User(Model):
     )
 
     company: Mapped[Company | None] = relationship(lazy="joined")
-    role: Mapped[Role] = relationship(lazy="joined")
+    # Roles are seeded by a migration and never written by the app: adding a user to a
+    # session leaves its role out (a user read with Core carries a detached copy).
+    role: Mapped[Role] = relationship(lazy="joined", cascade="merge")
 
 
 class SigningCredential(Model):

@@ -4,6 +4,7 @@ Plain functions over `db.session`. Views never touch the session; models never c
 """
 
 import contextlib
+import json
 import secrets
 import string
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -53,8 +55,7 @@ def _change_of(user: User) -> Iterator[None]:
     locks it first too: the two never interleave). If it is gone nothing is written and
     AccountGone is raised."""
     user_id = user.id  # read now: a rollback expires the object
-    if sa.inspect(user).detached:  # read with Core: its changes are flushed once attached
-        db.session.add(user)
+    _attach(user)
     try:
         yield
         db.session.flush()
@@ -70,6 +71,14 @@ def _change_of(user: User) -> Iterator[None]:
             db.session.rollback()
             raise AccountGone() from None
         raise
+
+
+def _attach(user: User) -> None:
+    """A user read with Core (detached) joins the session, so that the changes made to
+    it, before or after, are flushed; its role copy stays out (User.role cascades no
+    save), so it cannot clash with a role the session holds."""
+    if sa.inspect(user).detached:
+        db.session.add(user)
 
 
 def _account_row(user_id: str) -> sa.Select[str]:
@@ -267,31 +276,45 @@ def _detached(model: type[Model], **values: Any) -> Any:
     return instance
 
 
-def system_role(name: str) -> Role:
-    """The system role with this name (seeded by a migration; they never change while
-    the service runs): read once per process, then a fresh detached copy each time."""
-    roles: dict[str, dict[str, Any]] = current_app.extensions.setdefault(ROLES_KEY, {})
-    values = roles.get(name)
+class _SystemRoles(NamedTuple):
+    """The roles' rows, by name and by id; each permission tree kept as JSON text, so
+    that every copy gets its own (nothing can change the cached one)."""
+
+    by_name: dict[str, dict[str, Any]]
+    by_id: dict[str, dict[str, Any]]
+
+
+def _system_roles() -> _SystemRoles:
+    """Every role's row, read once per app and process on a connection of its own (the
+    roles are seeded by a migration and never change while the service runs: restart it
+    after a migration that changes them)."""
+    roles: _SystemRoles | None = current_app.extensions.get(ROLES_KEY)
+    if roles is None:
+        with db.engine.connect() as connection:
+            rows = connection.execute(sa.select(Role.__table__)).all()
+        values = [{**row._asdict(), "permission": json.dumps(row.permission)} for row in rows]
+        roles = _SystemRoles(
+            {value["name"]: value for value in values}, {value["id"]: value for value in values}
+        )
+        current_app.extensions[ROLES_KEY] = roles  # one assignment: safe between threads
+    return roles
+
+
+def _role_copy(values: dict[str, Any] | None, which: str) -> Role:
+    """A fresh detached Role from cached values."""
     if values is None:
-        row = db.session.execute(sa.select(Role.__table__).where(Role.name == name)).first()
-        _end_read_transaction()
-        if row is None:
-            raise RuntimeError(f"system role {name!r} is missing: run the migrations")
-        values = roles[name] = row._asdict()
-    return cast(Role, _detached(Role, **values))
+        raise RuntimeError(f"system role {which!r} is missing: run the migrations")
+    return cast(Role, _detached(Role, **{**values, "permission": json.loads(values["permission"])}))
+
+
+def system_role(name: str) -> Role:
+    """The system role with this name, as a fresh detached copy (see _system_roles)."""
+    return _role_copy(_system_roles().by_name.get(name), name)
 
 
 def system_role_by_id(role_id: str) -> Role:
-    """The system role with this id (see system_role)."""
-    roles: dict[str, dict[str, Any]] = current_app.extensions.setdefault(ROLES_KEY, {})
-    for values in roles.values():
-        if values["id"] == role_id:
-            return cast(Role, _detached(Role, **values))
-    row = db.session.execute(sa.select(Role.name).where(Role.id == role_id)).first()
-    _end_read_transaction()
-    if row is None:
-        raise RuntimeError(f"role {role_id!r} is missing")
-    return system_role(row.name)
+    """The system role with this id, as a fresh detached copy (see _system_roles)."""
+    return _role_copy(_system_roles().by_id.get(role_id), role_id)
 
 
 def email_exists(email: str) -> bool:
@@ -300,11 +323,6 @@ def email_exists(email: str) -> bool:
     found = connection.execute(EMAIL_KEY_TAKEN, {"email_key": email_key(email)}).first()
     _end_read_transaction()
     return found is not None
-
-
-def get_role(name: str) -> Role | None:
-    """Return the system role with this name (seeded by a migration)."""
-    return db.session.scalar(sa.select(Role).where(Role.name == name))
 
 
 def _create_account(
@@ -445,7 +463,12 @@ def _read_user(statement: sa.Select[Any], params: dict[str, Any]) -> User | None
 
 
 def _user_of(values: dict[str, Any]) -> User:
-    """A detached user (with role and company) from the columns of USER_ROW."""
+    """A detached user (with role and company) from the columns of USER_ROW; the
+    session's own instance instead if it holds this user already (one instance per
+    account and session: attaching a second would fail)."""
+    held = db.session.identity_map.get(identity_key(User, values["id"]))
+    if held is not None:
+        return cast(User, held)
     company_values = {
         column.key: values.pop(f"company__{column.key}") for column in COMPANIES.columns
     }
@@ -790,6 +813,7 @@ def record_email_change_request(user: User, mail: OutboxMail, context: AuditCont
 def change_email(user: User, new_email: str, context: AuditContext, notice: OutboxMail) -> None:
     """The new (proved) address, the notice to the old one; DuplicateEmail when another
     account has it (the unique index settles a race with a sign-up)."""
+    _attach(user)
     old_email = user.email
     user.email = new_email
     user.email_key = email_key(new_email)

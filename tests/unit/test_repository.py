@@ -97,3 +97,36 @@ def test_no_transaction_is_open_while_the_password_is_hashed(app, api, monkeypat
     monkeypatch.setattr(passwords, "hash_password", checking_hash)
     assert api.signup("admin", signup_body(password=PASSWORD)).status_code == 201
     assert seen == [False]
+
+
+def test_an_account_read_with_core_is_changed_through_the_orm(ctx):
+    """find_credential's user is detached (read with Core): an ORM change attaches it,
+    also in a session that holds the same role already, and the change is written."""
+    admin, credential = repository.create_admin_account(fields(), "$argon2id$hash")
+    other, _ = repository.create_admin_account(fields(), "$argon2id$hash")
+    held = repository.get_user(other.id)  # the Admin role, loaded in the session
+    assert held.role.name == "Admin"
+    user = repository.find_credential(credential.key).user
+    assert sa.inspect(user).detached
+    user.company.name = "Renamed"
+    repository.update_company(user, {"describe": "From Core"}, repository.AuditContext())
+    new_address = fresh_email()
+    notice = repository.OutboxMail(
+        kind="email_changed", to_address=admin.email, first_name="A", language="en"
+    )
+    detached = repository.find_credential(credential.key).user
+    repository.change_email(detached, new_address, repository.AuditContext(), notice)
+    db.session.expire_all()
+    stored = repository.get_user(admin.id)
+    assert (stored.company.name, stored.company.describe) == ("Renamed", "From Core")
+    assert stored.email == new_address
+
+
+def test_a_profile_change_of_a_deleted_account_writes_nothing(ctx):
+    user, credential = repository.create_customer_account(fields(), "$argon2id$hash")
+    reader = repository.find_credential(credential.key).user
+    db.session.execute(sa.delete(User).where(User.id == user.id))
+    db.session.commit()
+    with pytest.raises(repository.AccountGone):
+        repository.update_profile(reader, {"city": "Paris"}, repository.AuditContext())
+    assert [e.event for e in repository.audit_events(user.email)] == ["account_created"]
