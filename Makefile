@@ -8,7 +8,7 @@ PORT ?= 8000
 APP_ENV ?= development
 export HOST PORT APP_ENV
 
-.PHONY: help run gateway test test-fast migrate lint format bench clean
+.PHONY: help run gateway test test-fast migrate lint format bench bench-overhead clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets with what each does
@@ -59,6 +59,10 @@ bench: $(STAMP)
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1))) || \
 		echo "wrk not installed: the Python asyncio client will generate the load"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## bench-overhead: the work of a sign-up and a log-in outside the hash, in one process
+bench-overhead: $(STAMP)
+	$(BIN)/python bench/overhead.py $(BENCH_ARGS)
 
 ## format: apply ruff's fixes and formatting
 format: $(STAMP)
