@@ -466,9 +466,9 @@ def _user_of(values: dict[str, Any]) -> User:
     """A detached user (with role and company) from the columns of USER_ROW; the
     session's own instance instead if it holds this user already (one instance per
     account and session: attaching a second would fail)."""
-    held = db.session.identity_map.get(identity_key(User, values["id"]))
+    held: User | None = db.session.identity_map.get(identity_key(User, values["id"]))
     if held is not None:
-        return cast(User, held)
+        return held
     company_values = {
         column.key: values.pop(f"company__{column.key}") for column in COMPANIES.columns
     }
