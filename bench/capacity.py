@@ -4,7 +4,8 @@
 prints, for each run, sign-ups and log-ins per second per core (the lower of admin and
 customer sign-up, each at the better of concurrency 8 and 32), then how many cores and
 instances of the measured size a peak of 100 and of 1,000 sign-ups a second needs, and
-the Postgres connections those instances may hold at most.
+the Postgres connections those instances may hold at most (SQLite serves one machine:
+its rows give the cores only).
 
 Assumptions, stated in the output: throughput grows with cores (sign-up is bound by
 argon2, which is per core, and stateless instances share nothing but the database); an
@@ -72,6 +73,9 @@ def table(rows):
             f"{row['login_per_core']:.1f}",
         ]
         for peak in PEAKS:
+            if row["database"] != "postgres":  # SQLite is one machine's: no instances
+                cells.append(f"{row[f'cores_{peak}']:,}, one machine only, -")
+                continue
             cells.append(
                 f"{row[f'cores_{peak}']:,}, {row[f'instances_{peak}']:,}, "
                 f"≤ {row[f'connections_{peak}']:,}"
