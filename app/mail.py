@@ -18,6 +18,7 @@ import smtplib
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -43,11 +44,13 @@ FIRST_RETRY_SECONDS = 5
 JITTER = 0.2
 LEASE_SECONDS = 120
 BATCH = 20
-# After a wake-up, how long the sender lets the mails committed right after join the
-# batch: under load several mails then share one claim and one SMTP session (each mail
-# in a batch of its own cost its sender and the SMTP server about twice as much CPU:
-# bench/README.md); a mail waits this much longer at most.
+# Under load (GATHER_WAKES wake-ups within GATHER_SECONDS), the sender lets the mails
+# committed in the next GATHER_SECONDS join the batch: several mails then share one claim
+# and one SMTP session (each mail in a batch of its own cost its sender and the SMTP
+# server about twice as much CPU: bench/README.md). A mail waits this much longer at
+# most, and only under load: otherwise it leaves at once.
 GATHER_SECONDS = 0.2
+GATHER_WAKES = 3
 
 _environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -317,6 +320,7 @@ class MailSender:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.wake_up = threading.Event()
+        self.recent_wakes: deque[float] = deque(maxlen=GATHER_WAKES)
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -338,7 +342,13 @@ class MailSender:
 
     def wake(self) -> None:
         """A mail was committed: look now rather than at the next poll."""
+        self.recent_wakes.append(time.monotonic())
         self.wake_up.set()
+
+    def _under_load(self) -> bool:
+        """GATHER_WAKES mails committed within the last GATHER_SECONDS."""
+        recent = self.recent_wakes  # appended to by request threads; never shrinks
+        return len(recent) == GATHER_WAKES and time.monotonic() - recent[0] < GATHER_SECONDS
 
     def _loop(self) -> None:
         poll = float(self.app.config["MAIL_POLL_SECONDS"])
@@ -349,10 +359,9 @@ class MailSender:
                 log.warning("mail sender: %s", type(error).__name__)
                 busy = False
             if not busy:
-                woken = self.wake_up.wait(poll)
+                if self.wake_up.wait(poll) and self._under_load():
+                    self.stopping.wait(GATHER_SECONDS)  # let the next mails join the batch
                 self.wake_up.clear()
-                if woken:
-                    self.stopping.wait(GATHER_SECONDS)
 
     def deliver_due(self) -> int:
         """Claim and send the mails that are due; how many were claimed."""

@@ -222,6 +222,27 @@ class TestDelivery:
         Api(app.test_client()).signup("customer", signup_body())
         assert len(smtp_server.wait_for(1, seconds=5)) == 1
 
+    def test_under_load_the_sender_gathers_a_batch_and_otherwise_sends_at_once(
+        self, make_app, smtp_server
+    ):
+        from app import mail
+
+        app = make_app(SMTP_URL=smtp_server.url, MAIL_POLL_SECONDS=5)
+        sender = app.extensions[EXTENSION_KEY]
+        sender.start()
+        try:
+            client = Api(app.test_client())
+            client.signup("customer", signup_body())  # one mail: no gathering
+            assert not sender._under_load()
+            assert len(smtp_server.wait_for(1, seconds=5)) == 1
+            time.sleep(mail.GATHER_SECONDS)
+            for _ in range(mail.GATHER_WAKES):  # mails in quick succession: under load
+                client.signup("customer", signup_body())
+            assert sender._under_load()
+            assert len(smtp_server.wait_for(1 + mail.GATHER_WAKES, seconds=5)) == 4
+        finally:
+            sender.stop()
+
     def test_a_refused_change_sends_nothing(self, mail_app, api, smtp_server):
         token, user = sign_up(api)
         deliver(mail_app)
