@@ -123,15 +123,21 @@ def _add_audit_event(
     event: str, context: AuditContext, user_id: str | None = None, email: str = ""
 ) -> None:
     """Add an audit event to the current transaction (committed with what it records)."""
-    db.session.add(
-        AuditEvent(
-            event=event,
-            user_id=user_id,
-            email=email,
-            client_ip=context.client_ip,
-            request_id=context.request_id,
-        )
-    )
+    db.session.add(AuditEvent(**_audit_values(event, context, user_id, email)))
+
+
+def _audit_values(
+    event: str, context: AuditContext, user_id: str | None, email: str
+) -> dict[str, Any]:
+    """The columns of an audit event (for the ORM, or for _insert_audit_event)."""
+    return {
+        "created_at": utc_now(),
+        "event": event,
+        "user_id": user_id,
+        "email": email,
+        "client_ip": context.client_ip,
+        "request_id": context.request_id,
+    }
 
 
 def record_audit_event(
@@ -200,11 +206,6 @@ LOCKED_WITH_CREDENTIAL = (
     .limit(1)
     .with_for_update(of=USERS)
 )
-SET_PASSWORD_HASH = (
-    sa.update(USERS)
-    .where(USERS.c.id == sa.bindparam("user_id"))
-    .values(password_hash=sa.bindparam("password_hash"))
-)
 ROLES_KEY = "lumyri_system_roles"
 
 
@@ -249,15 +250,7 @@ def _insert_audit_event(
     email: str = "",
 ) -> None:
     """INSERT an audit event with Core (see _add_audit_event)."""
-    row = {
-        "created_at": utc_now(),
-        "event": event,
-        "user_id": user_id,
-        "email": email,
-        "client_ip": context.client_ip,
-        "request_id": context.request_id,
-    }
-    _insert_row(connection, AUDIT_EVENTS, row)
+    _insert_row(connection, AUDIT_EVENTS, _audit_values(event, context, user_id, email))
 
 
 def _default_of(column: sa.Column[Any]) -> Any:
@@ -399,11 +392,9 @@ def create_customer_account(
 def find_credential(key: str) -> SigningCredential | None:
     """Return the signing credential with this key (and its user, see _read_user), or
     None: read with Core on every request with a bearer token."""
-    row = db.session.connection().execute(USER_BY_CREDENTIAL, {"key": key}).first()
-    _end_read_transaction()
-    if row is None:
+    values = _read_row(USER_BY_CREDENTIAL, {"key": key})
+    if values is None:
         return None
-    values = row._asdict()
     credential_id, created_at = values.pop("credential__id"), values.pop("credential__created_at")
     user = _user_of(values)
     credential = _detached(
@@ -457,9 +448,15 @@ def _read_user(statement: sa.Select[Any], params: dict[str, Any]) -> User | None
     """The user of a USER_ROW statement, or None: read with Core, fully loaded (role and
     company) and detached, so no commit expires it. A change through the ORM attaches it
     first (_change_of); the hot paths change it with Core."""
+    values = _read_row(statement, params)
+    return None if values is None else _user_of(values)
+
+
+def _read_row(statement: sa.Select[Any], params: dict[str, Any]) -> dict[str, Any] | None:
+    """The first row of a read, as a dict (or None), the read transaction closed."""
     row = db.session.connection().execute(statement, params).first()
     _end_read_transaction()
-    return None if row is None else _user_of(row._asdict())
+    return None if row is None else row._asdict()
 
 
 def _user_of(values: dict[str, Any]) -> User:
@@ -494,14 +491,18 @@ def account_by_id(user_id: str) -> User | None:
 def set_password_hash(user: User, password_hash: str) -> None:
     """Store a new hash for the user (after a re-hash with today's parameters);
     AccountGone when the account was deleted meanwhile."""
-    result = db.session.connection().execute(
-        SET_PASSWORD_HASH, {"user_id": user.id, "password_hash": password_hash}
-    )
+    _update_account(db.session.connection(), user, {"password_hash": password_hash})
+    db.session.commit()
+    set_committed_value(user, "password_hash", password_hash)
+
+
+def _update_account(connection: sa.Connection, user: User, values: dict[str, Any]) -> None:
+    """UPDATE the account's row with Core: the statement also finds (and on Postgres
+    locks) the row, so AccountGone, with nothing written, when it was deleted meanwhile."""
+    result = connection.execute(sa.update(USERS).where(USERS.c.id == user.id).values(values))
     if cast(sa.CursorResult[Any], result).rowcount != 1:
         db.session.rollback()
         raise AccountGone()
-    db.session.commit()
-    set_committed_value(user, "password_hash", password_hash)
 
 
 def start_session(user: User, context: AuditContext) -> SigningCredential:
@@ -528,10 +529,10 @@ def start_session(user: User, context: AuditContext) -> SigningCredential:
     return credential
 
 
-def current_credential(user: User, context: AuditContext | None = None) -> SigningCredential:
-    """The user's newest signing credential, created if the user has none; with a
-    context, the successful log-in is recorded in the same transaction. AccountGone
-    when the account was deleted meanwhile."""
+def current_credential(user: User) -> SigningCredential:
+    """The user's newest signing credential, created if the user has none (an
+    idempotent sign-up's replay; a log-in is start_session). AccountGone when the account
+    was deleted meanwhile."""
     with _change_of(user):
         credential = db.session.scalar(
             sa.select(SigningCredential)
@@ -542,8 +543,6 @@ def current_credential(user: User, context: AuditContext | None = None) -> Signi
         if credential is None:
             credential = SigningCredential(key=new_credential_key(), user=user)
             db.session.add(credential)
-        if context is not None:
-            _add_audit_event("login_succeeded", context, user.id, user.email)
     return credential
 
 
@@ -782,10 +781,7 @@ def update_profile(user: User, changes: dict[str, Any], context: AuditContext) -
     UPDATE, which also finds, and on Postgres locks, the account's row: AccountGone, with
     nothing written, when it was deleted meanwhile)."""
     connection = db.session.connection()
-    result = connection.execute(sa.update(USERS).where(USERS.c.id == user.id).values(changes))
-    if cast(sa.CursorResult[Any], result).rowcount != 1:
-        db.session.rollback()
-        raise AccountGone()
+    _update_account(connection, user, changes)
     _insert_audit_event(connection, "profile_changed", context, user.id, user.email)
     db.session.commit()
     for name, value in changes.items():

@@ -1,7 +1,8 @@
 """Load generators for the benchmark: wrk when installed, else a Python asyncio client.
 
-Both send requests (POSTs of a JSON body template, or requests with bearer tokens) for a bounded time over keep-alive connections
-to a loopback address, and report throughput, p50/p90/p99 latency and the number of
+Both send requests (POSTs of a JSON body template, or requests with bearer tokens) for a
+bounded time, a connection per request (the service closes each), to a loopback address,
+and report throughput, p50/p90/p99 latency and the number of
 answers that were not the expected status.
 """
 
@@ -121,35 +122,15 @@ async def _one_request(reader, writer, path, body, token=None, method="POST"):
     return status
 
 
-async def _client(port, path, template, expected, deadline, tag, number, accounts, results):
-    """One keep-alive connection sending requests until the deadline."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        for counter in itertools.count(1):
-            if time.monotonic() >= deadline:
-                return
-            body = fill(template, tag, number, counter, accounts)
-            started = time.perf_counter()
-            try:
-                status = await asyncio.wait_for(_one_request(reader, writer, path, body), 30)
-            except (TimeoutError, OSError, asyncio.IncompleteReadError):
-                results.append((time.perf_counter() - started, None))
-                writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                continue
-            results.append((time.perf_counter() - started, status))
-    finally:
-        writer.close()
-
-
-async def _bearer_client(port, method, path, body, tokens, deadline, number, results):
-    """One client sending requests with the tokens in turn until the deadline, a
-    connection each (the service answers with Connection: close)."""
-    for counter in itertools.count(number):
+async def _client(port, deadline, results, request_of, first=1):
+    """One client sending requests until the deadline, a connection each (the service
+    and the floor answer with Connection: close, as gunicorn.conf.py has them).
+    `request_of(counter)` gives (method, path, body, token or None)."""
+    for counter in itertools.count(first):
         if time.monotonic() >= deadline:
             return
+        method, path, body, token = request_of(counter)
         started = time.perf_counter()
-        token = tokens[counter % len(tokens)]
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
@@ -164,32 +145,34 @@ async def _bearer_client(port, method, path, body, tokens, deadline, number, res
 
 
 async def _run_asyncio_bearer(port, method, path, body, tokens, expected, concurrency, seconds):
-    """`concurrency` clients of bearer requests for `seconds`."""
+    """`concurrency` clients of bearer requests (the tokens in turn) for `seconds`."""
     results = []
     started = time.monotonic()
     deadline = started + seconds
+
+    def request_of(counter):
+        return method, path, body, tokens[counter % len(tokens)]
+
     await asyncio.gather(
-        *(
-            _bearer_client(port, method, path, body, tokens, deadline, n, results)
-            for n in range(concurrency)
-        )
+        *(_client(port, deadline, results, request_of, n) for n in range(concurrency))
     )
     return summarise(results, expected, time.monotonic() - started)
 
 
 async def _run_asyncio(port, path, template, expected, concurrency, seconds, tag, accounts):
-    """`concurrency` connections for `seconds`."""
+    """`concurrency` clients of POSTs of the template for `seconds`."""
     results = []
     started = time.monotonic()
     deadline = started + seconds
-    await asyncio.gather(
-        *(
-            _client(port, path, template, expected, deadline, tag, n, accounts, results)
-            for n in range(concurrency)
-        )
-    )
-    elapsed = time.monotonic() - started
-    return summarise(results, expected, elapsed)
+
+    def client(number):
+        def request_of(counter):
+            return "POST", path, fill(template, tag, number, counter, accounts), None
+
+        return _client(port, deadline, results, request_of)
+
+    await asyncio.gather(*(client(n) for n in range(concurrency)))
+    return summarise(results, expected, time.monotonic() - started)
 
 
 def summarise(results, expected, elapsed):
