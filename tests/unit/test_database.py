@@ -1,5 +1,11 @@
 """Per-connection database settings: what keeps writers from failing or waiting forever."""
 
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -41,3 +47,170 @@ def test_postgres_connections_bound_every_wait(engine_of, postgres_database):
         lock = connection.execute(sa.text("SHOW lock_timeout")).scalar()
     assert statement == f"{app.config['DB_STATEMENT_TIMEOUT_MS'] // 1000}s"
     assert lock == f"{app.config['DB_LOCK_TIMEOUT_MS'] // 1000}s"
+
+
+# SQLite's write gate (app/database.py): writers queue in the process, and between
+# processes on a lock file, instead of sleeping in SQLite's busy handler.
+
+GATE_SECONDS = 0.3
+SQLITE_WAIT_SECONDS = 30  # what a writer would wait in SQLite itself, without the gate
+
+
+@pytest.fixture
+def gated_file(tmp_path):
+    """A SQLite file with a table, and a function opening gated connections to it."""
+    from app.database import gated
+
+    path = str(tmp_path / "gate.db")
+    connection_class = gated(path, GATE_SECONDS)
+    opened = []
+
+    def connect():
+        connection = sqlite3.connect(
+            path, timeout=SQLITE_WAIT_SECONDS, factory=connection_class, check_same_thread=False
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        opened.append(connection)
+        return connection
+
+    setup = connect()
+    setup.cursor().execute("CREATE TABLE t (x INTEGER)")
+    setup.commit()
+    yield path, connect
+    for connection in opened:
+        connection.close()
+
+
+def _timed_write(connection, value=1):
+    """INSERT a row: the error (or None) and the seconds it took."""
+    started = time.monotonic()
+    try:
+        connection.cursor().execute("INSERT INTO t VALUES (?)", (value,))
+    except sqlite3.OperationalError as error:
+        return str(error), time.monotonic() - started
+    return None, time.monotonic() - started
+
+
+def test_the_apps_sqlite_connections_pass_the_write_gate(engine_of, sqlite_database):
+    from app.database import GatedConnection
+
+    app, engine = engine_of(sqlite_database)
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert isinstance(raw, GatedConnection)
+        assert raw.gate.timeout == app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
+        assert raw.gate.lock_path == sqlite_database.removeprefix("sqlite:///") + "-gate"
+
+
+def test_a_writer_holds_the_gate_from_its_first_write_to_its_end(gated_file):
+    _, connect = gated_file
+    connection = connect()
+    cursor = connection.cursor()
+    cursor.execute("SELECT count(*) FROM t")
+    assert connection.held is None  # a read passes freely
+    cursor.execute("INSERT INTO t VALUES (1)")
+    assert connection.held is not None
+    connection.commit()
+    assert connection.held is None
+    cursor.execute("  update t SET x = 2")  # any spelling of a write
+    connection.rollback()
+    assert connection.held is None
+    cursor.execute("DELETE FROM t")
+    connection.close()
+    assert connection.held is None
+
+
+def test_a_second_writer_waits_at_the_gate_and_gets_sqlites_error_in_bounded_time(
+    gated_file,
+):
+    _, connect = gated_file
+    first, second = connect(), connect()
+    assert _timed_write(first) == (None, pytest.approx(0, abs=5))
+    assert second.cursor().execute("SELECT count(*) FROM t").fetchone() == (0,)  # reads pass
+    error, seconds = _timed_write(second)
+    assert error == "database is locked"
+    assert GATE_SECONDS <= seconds < SQLITE_WAIT_SECONDS / 2  # the gate's bound, not SQLite's
+    first.commit()
+    error, _ = _timed_write(second, 2)
+    assert error is None
+    second.commit()
+    assert first.cursor().execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
+
+
+def test_a_queued_writer_goes_through_as_soon_as_the_holder_commits(gated_file):
+    _, connect = gated_file
+    first, second = connect(), connect()
+    _timed_write(first)
+    outcome = []
+    waiter = threading.Thread(target=lambda: outcome.append(_timed_write(second, 2)))
+    waiter.start()
+    time.sleep(GATE_SECONDS / 3)
+    first.commit()
+    waiter.join(10)
+    ((error, _),) = outcome
+    assert error is None
+    second.commit()
+
+
+def _write_in_child(path, results):
+    """Another process's writer (a gunicorn worker's, say): its error or None."""
+    from app.database import gated
+
+    connection = sqlite3.connect(
+        path, timeout=SQLITE_WAIT_SECONDS, factory=gated(path, GATE_SECONDS)
+    )
+    results.put(_timed_write(connection, 3))
+    connection.commit()
+    connection.close()
+
+
+def test_writers_of_two_processes_queue_on_the_lock_file(gated_file):
+    path, connect = gated_file
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    holder = connect()
+    _timed_write(holder)
+    child = context.Process(target=_write_in_child, args=(path, results))
+    child.start()
+    error, seconds = results.get(timeout=SQLITE_WAIT_SECONDS)
+    child.join(10)
+    assert error == "database is locked"
+    assert seconds < SQLITE_WAIT_SECONDS / 2  # it waited at the gate, not in SQLite
+    holder.commit()
+    child = context.Process(target=_write_in_child, args=(path, results))
+    child.start()
+    assert results.get(timeout=SQLITE_WAIT_SECONDS)[0] is None
+    child.join(10)
+    assert os.stat(path + "-gate").st_mode & 0o777 == 0o600
+
+
+def test_after_a_fork_the_child_has_a_gate_of_its_own(gated_file):
+    _, connect = gated_file
+    holder = connect()
+    _timed_write(holder)  # held at the fork
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child_writes():
+        holder.gate.release(holder.held)  # the parent's pass: nothing to let go here
+        other = connect()
+        results.put(_timed_write(other, 4))  # the parent still holds the file's lock
+
+    child = context.Process(target=child_writes)
+    child.start()
+    error, seconds = results.get(timeout=SQLITE_WAIT_SECONDS)
+    child.join(10)
+    assert error == "database is locked" and seconds < SQLITE_WAIT_SECONDS / 2
+    holder.commit()
+
+
+def test_without_a_lock_file_the_process_lock_still_queues_writers(tmp_path):
+    from app.database import WriteGate
+
+    gate = WriteGate(str(tmp_path / "missing" / "db-gate"), GATE_SECONDS)
+    held = gate.acquire()
+    assert gate.lock_path is None  # the folder does not exist: no lock file
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        gate.acquire()
+    gate.release(held)
+    gate.release(gate.acquire())
