@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from app import passwords, repository
 from app.extensions import db
 from app.models import Company, SigningCredential, User
+from tests.conftest import empty_account_tables
 from tests.helpers import PASSWORD, fresh_email, signup_body
 
 
@@ -130,3 +131,36 @@ def test_a_profile_change_of_a_deleted_account_writes_nothing(ctx):
     with pytest.raises(repository.AccountGone):
         repository.update_profile(reader, {"city": "Paris"}, repository.AuditContext())
     assert [e.event for e in repository.audit_events(user.email)] == ["account_created"]
+
+
+@pytest.mark.postgres
+def test_on_postgres_the_hot_path_reads_open_no_transaction(postgres_database):
+    """email_exists, a bearer token's account (_read_row) and /verify's identity read run
+    in autocommit on Postgres: the statement alone, no BEGIN and COMMIT round trips."""
+    import psycopg
+
+    from app import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": postgres_database})
+    seen = []
+
+    def after(connection, _cursor, statement, _parameters, _context, _many):
+        status = connection.connection.dbapi_connection.info.transaction_status
+        seen.append((statement.split()[0], status))
+
+    with app.app_context():
+        try:
+            _, credential = repository.create_customer_account(fields(), "$argon2id$hash")
+            sa.event.listen(db.engine, "after_cursor_execute", after)
+            assert repository.email_exists("nobody@example.org") is False
+            assert repository.find_credential(credential.key).key == credential.key
+            assert repository.credential_identity(credential.key).role == "Customer"
+            assert [status for _, status in seen] == [psycopg.pq.TransactionStatus.IDLE] * 3
+            seen.clear()
+            repository.create_customer_account(fields(), "$argon2id$hash")  # writes: one transaction
+            statuses = {status for verb, status in seen if verb == "INSERT"}
+            assert statuses == {psycopg.pq.TransactionStatus.INTRANS}
+        finally:
+            sa.event.remove(db.engine, "after_cursor_execute", after)
+            empty_account_tables()
+            db.engine.dispose()
