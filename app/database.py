@@ -4,7 +4,9 @@ The contract promises a 503 within 5 s when the database cannot answer, so every
 is bounded: connecting, a statement, a lock, and (SQLite) the write lock.
 """
 
+import errno
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -19,6 +21,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import psycopg
@@ -65,7 +69,7 @@ def configure_database(app: Flask) -> None:
         timeout = app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
         connect_args.setdefault("timeout", timeout)
         connect_args.setdefault("check_same_thread", False)
-        connect_args.setdefault("factory", gated(sqlite_file(uri), timeout))
+        connect_args.setdefault("factory", gated(sqlite_file(uri, app.instance_path), timeout))
     elif uri.startswith("postgresql"):
         connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT_SECONDS"])
         # Notice a dead peer instead of waiting on it for the kernel's default of hours.
@@ -80,8 +84,27 @@ def configure_database(app: Flask) -> None:
 
 SQLITE_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
-# Statements that take SQLite's write lock (how they begin, upper-cased).
-SQLITE_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+# Statements that take SQLite's write lock (how they begin, upper-cased, past blanks and
+# comments). A WITH may end in a write: it passes the gate too (a read with one lets go
+# of it at once, no transaction being open).
+SQLITE_WRITES = (
+    "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "WITH", "VACUUM",
+    "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE",
+)  # fmt: skip
+# Why a lock file cannot be had at all (not a passing shortage, such as of descriptors).
+NO_LOCK_FILE = frozenset(
+    (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOENT)
+    + (errno.ENOTDIR, errno.ELOOP)
+)
+
+
+def _verb(sql: str) -> str:
+    """A statement's start, upper-cased, past blanks and comments."""
+    text = sql.lstrip()
+    while text.startswith(("--", "/*")):
+        end = text.find("\n") if text[1] == "-" else text.find("*/")
+        text = "" if end < 0 else text[end + (1 if text[1] == "-" else 2) :].lstrip()
+    return text[:16].upper()
 
 
 _GATES: "weakref.WeakSet[WriteGate]" = weakref.WeakSet()
@@ -97,8 +120,9 @@ class WriteGate:
     gate makes them queue before they write: a thread lock in each process, whose waiter
     wakes as soon as it is released, and a lock on a file beside the database between a
     host's gunicorn workers, tried every 50 us to 1 ms. SQLite's own locking still decides
-    what is safe; the gate only spares the sleeps. Every wait is bounded by the busy
-    timeout, past which the writer gets SQLite's own "database is locked" (a 503).
+    what is safe; the gate only spares the sleeps. The busy timeout bounds the gate and
+    SQLite's own wait together, past which the writer gets SQLite's own "database is
+    locked" (a 503).
     """
 
     def __init__(self, lock_path: str | None, timeout_seconds: float) -> None:
@@ -106,13 +130,14 @@ class WriteGate:
         self.timeout = timeout_seconds
         self._lock = threading.Lock()
         self._file = -1  # opened at the first write, by whoever holds self._lock
+        self._file_held = False
         _GATES.add(self)
 
     def _after_fork(self) -> None:
         """A child process gets a lock and a file of its own: a thread lock held at the
         fork would never be let go, and a lock on the file the parent opened is the
         parent's own (the child's copy of it would pass every gate)."""
-        self._lock = threading.Lock()
+        self._lock, self._file_held = threading.Lock(), False
         if self._file >= 0:
             os.close(self._file)
             self._file = -1
@@ -123,39 +148,52 @@ class WriteGate:
         if not lock.acquire(timeout=self.timeout):
             raise sqlite3.OperationalError("database is locked")
         try:
-            self._lock_file(deadline)
+            self._file_held = self._lock_file(deadline)
         except BaseException:
             lock.release()
             raise
         return lock
 
-    def _lock_file(self, deadline: float) -> None:
-        """The lock on the file, tried every 50 us to 1 ms until the deadline; if the file
-        cannot be made or locked here (a read-only folder, a file system without locks),
-        from then on SQLite's busy handler alone between processes."""
+    def _lock_file(self, deadline: float) -> bool:
+        """The lock on the file, tried every 50 us to 1 ms until the deadline; whether it
+        is held. Where no lock file can be had (a read-only folder, a file system without
+        locks, another owner's file), SQLite's busy handler alone between processes, said
+        once in the log; a passing shortage (of file descriptors) skips it this once."""
         pause = 50e-6
         while self.lock_path is not None:
             try:
                 if self._file < 0:
-                    self._file = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+                    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                    self._file = os.open(self.lock_path, flags, PRIVATE_FILE)
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise sqlite3.OperationalError("database is locked") from None
                 time.sleep(pause)
                 pause = min(2 * pause, 0.001)
-            except OSError:
-                self.lock_path = None
+            except OSError as error:
+                if error.errno in NO_LOCK_FILE:
+                    log.warning(
+                        "no SQLite write gate between processes: %s: %s",
+                        self.lock_path,
+                        os.strerror(error.errno or 0),
+                    )
+                    self.lock_path = None
+                return False
+        return False
 
     def release(self, lock: threading.Lock) -> None:
         """Let the next writer in; nothing for a pass from before a fork (the child's
         gate is another)."""
         if lock is not self._lock:
             return
-        if self.lock_path is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-        lock.release()
+        try:
+            if self._file_held:
+                self._file_held = False
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            lock.release()
 
 
 class GatedCursor(sqlite3.Cursor):
@@ -180,27 +218,60 @@ class GatedCursor(sqlite3.Cursor):
 
 class GatedConnection(sqlite3.Connection):
     """A SQLite connection that holds its gate (`gate`, set per engine by `gated`) from its
-    transaction's first write to its end (commit, rollback, close)."""
+    transaction's first write to its end (commit, rollback, close). Its shortcuts
+    (execute, executemany, executescript) pass the gate too."""
 
     gate: WriteGate
     held: "threading.Lock | None" = None
+    shortened = False  # the busy timeout, by what the gate took of it
 
     def cursor(self, factory: Any = GatedCursor) -> Any:  # noqa: D102 - sqlite3's
         return super().cursor(factory)
 
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:  # noqa: D102 - sqlite3's
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:  # noqa: D102 - sqlite3's
+        return self.cursor().executemany(sql, parameters)
+
+    def executescript(self, script: str, /) -> Any:  # noqa: D102 - sqlite3's
+        self._pass()
+        try:
+            return super().executescript(script)
+        finally:
+            self.after()
+
     def before(self, sql: str) -> None:
-        if self.held is None and sql.lstrip()[:7].upper().startswith(SQLITE_WRITES):
-            self.held = self.gate.acquire()
+        if self.held is None and _verb(sql).startswith(SQLITE_WRITES):
+            self._pass()
+
+    def _pass(self) -> None:
+        """Through the gate; SQLite then waits only what is left of the busy timeout."""
+        if self.held is not None:
+            return
+        started = time.monotonic()
+        self.held = self.gate.acquire()
+        waited = time.monotonic() - started
+        if waited > 0.001:
+            left = max(1, int((self.gate.timeout - waited) * 1000))
+            sqlite3.Connection.execute(self, f"PRAGMA busy_timeout={left}")
+            self.shortened = True
 
     def after(self) -> None:
         """A write outside a transaction (autocommit, DDL) ends with its statement."""
         if self.held is not None and not self.in_transaction:
             self._let_go()
 
-    def _let_go(self) -> None:
+    def _let_go(self, closed: bool = False) -> None:
         held, self.held = self.held, None
-        if held is not None:
-            self.gate.release(held)
+        try:
+            if self.shortened and not closed:
+                self.shortened = False
+                timeout = int(self.gate.timeout * 1000)
+                sqlite3.Connection.execute(self, f"PRAGMA busy_timeout={timeout}")
+        finally:
+            if held is not None:
+                self.gate.release(held)
 
     def commit(self) -> None:
         try:
@@ -218,11 +289,11 @@ class GatedConnection(sqlite3.Connection):
         try:
             super().close()
         finally:
-            self._let_go()
+            self._let_go(closed=True)
 
     def __del__(self) -> None:
         """A connection dropped without close() must not keep its process's writers out."""
-        self._let_go()
+        self._let_go(closed=True)
 
 
 def _gates_after_fork() -> None:
@@ -233,12 +304,13 @@ def _gates_after_fork() -> None:
 os.register_at_fork(after_in_child=_gates_after_fork)
 
 
-def sqlite_file(uri: str) -> str | None:
-    """The file a SQLite URL names; None for an in-memory (or URI-named) database."""
+def sqlite_file(uri: str, instance_path: str) -> str | None:
+    """The file a SQLite URL names, a relative one in the instance folder (where
+    Flask-SQLAlchemy puts it); None for an in-memory (or URI-named) database."""
     database = sa.engine.make_url(uri).database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return os.path.abspath(database)
+    return os.path.join(instance_path, database)  # an absolute path stays as it is
 
 
 def gated(database_path: str | None, timeout_seconds: float) -> type[GatedConnection]:

@@ -175,9 +175,12 @@ AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def _read_connection() -> sa.Connection:
-    """The session's connection for a read it ends right after."""
+    """The session's connection for a read it ends right after (not in autocommit when
+    the session holds changes: the commit that ends the read would flush them, each
+    statement then on its own)."""
     session = db.session()
-    if not session.in_transaction() and db.engine.dialect.name == "postgresql":
+    pending = session.new or session.dirty or session.deleted
+    if not pending and not session.in_transaction() and db.engine.dialect.name == "postgresql":
         return session.connection(execution_options=AUTOCOMMIT)
     return session.connection()
 

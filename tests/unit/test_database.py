@@ -1,5 +1,6 @@
 """Per-connection database settings: what keeps writers from failing or waiting forever."""
 
+import errno
 import multiprocessing
 import os
 import sqlite3
@@ -204,13 +205,103 @@ def test_after_a_fork_the_child_has_a_gate_of_its_own(gated_file):
     holder.commit()
 
 
-def test_without_a_lock_file_the_process_lock_still_queues_writers(tmp_path):
+def test_without_a_lock_file_the_process_lock_still_queues_writers(tmp_path, caplog):
     from app.database import WriteGate
 
     gate = WriteGate(str(tmp_path / "missing" / "db-gate"), GATE_SECONDS)
     held = gate.acquire()
     assert gate.lock_path is None  # the folder does not exist: no lock file
+    assert "no SQLite write gate between processes" in caplog.text
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         gate.acquire()
     gate.release(held)
     gate.release(gate.acquire())
+
+
+def test_a_passing_shortage_skips_the_lock_file_once(tmp_path, monkeypatch):
+    from app.database import WriteGate
+
+    path = str(tmp_path / "db-gate")
+    gate = WriteGate(path, GATE_SECONDS)
+    real_open = os.open
+
+    def out_of_descriptors(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "open", out_of_descriptors)
+    gate.release(gate.acquire())
+    assert gate.lock_path == path  # tried again next time
+    monkeypatch.setattr(os, "open", real_open)
+    gate.release(gate.acquire())
+    assert os.path.exists(path)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "/* a comment */ INSERT INTO t VALUES (1)",
+        "-- a comment\n  insert into t values (1)",
+        "WITH v(x) AS (SELECT 1) INSERT INTO t SELECT x FROM v",
+        "REPLACE INTO t VALUES (1)",
+    ],
+)
+def test_every_spelling_of_a_write_passes_the_gate(gated_file, statement):
+    _, connect = gated_file
+    connection = connect()
+    connection.cursor().execute(statement)
+    assert connection.in_transaction == (connection.held is not None)
+    assert connection.held is not None or statement.startswith("WITH")
+    connection.commit()
+    assert connection.held is None
+
+
+def test_a_read_with_a_with_clause_lets_go_of_the_gate_at_once(gated_file):
+    _, connect = gated_file
+    connection = connect()
+    assert connection.cursor().execute("WITH v(x) AS (SELECT 1) SELECT x FROM v").fetchall()
+    assert connection.held is None
+
+
+def test_the_connections_shortcuts_pass_the_gate(gated_file):
+    _, connect = gated_file
+    connection = connect()
+    connection.execute("INSERT INTO t VALUES (1)")
+    assert connection.held is not None
+    connection.commit()
+    connection.executemany("INSERT INTO t VALUES (?)", [(2,), (3,)])
+    assert connection.held is not None
+    connection.rollback()
+    connection.executescript("BEGIN; INSERT INTO t VALUES (4); COMMIT;")
+    assert connection.held is None
+    assert connection.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (4,)]
+
+
+def test_the_gate_and_sqlite_share_one_busy_timeout(gated_file):
+    """A writer that waited at the gate waits in SQLite only what is left of the busy
+    timeout (here a writer that bypassed the gate holds SQLite's lock)."""
+    path, connect = gated_file
+    budget = 2.0
+    from app.database import gated
+
+    writer = sqlite3.connect(path, timeout=budget, factory=gated(path, budget))
+    bypass = sqlite3.connect(path, isolation_level=None)
+    bypass.execute("BEGIN IMMEDIATE")  # SQLite's write lock, without the gate
+    held = writer.gate.acquire()  # and the gate, taken by "another writer"
+    threading.Timer(budget * 0.6, writer.gate.release, args=(held,)).start()
+    error, seconds = _timed_write(writer)
+    assert error == "database is locked"
+    assert seconds < budget * 1.35  # not the gate's 1.2 s and then SQLite's whole 2 s
+    writer.rollback()
+    assert writer.execute("PRAGMA busy_timeout").fetchone() == (int(budget * 1000),)
+    bypass.execute("ROLLBACK")
+    writer.close()
+    bypass.close()
+
+
+def test_a_relative_sqlite_file_is_in_the_instance_folder():
+    from app.database import sqlite_file
+
+    assert sqlite_file("sqlite:///lumyri.db", "/srv/instance") == "/srv/instance/lumyri.db"
+    assert sqlite_file("sqlite:////data/lumyri.db", "/srv/instance") == "/data/lumyri.db"
+    assert sqlite_file("sqlite://", "/srv/instance") is None
+    assert sqlite_file("sqlite:///:memory:", "/srv/instance") is None

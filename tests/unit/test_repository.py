@@ -157,7 +157,7 @@ def test_on_postgres_the_hot_path_reads_open_no_transaction(postgres_database):
             assert repository.credential_identity(credential.key).role == "Customer"
             assert [status for _, status in seen] == [psycopg.pq.TransactionStatus.IDLE] * 3
             seen.clear()
-            repository.create_customer_account(fields(), "$argon2id$hash")  # writes: one transaction
+            repository.create_customer_account(fields(), "$argon2id$hash")  # one transaction
             statuses = {status for verb, status in seen if verb == "INSERT"}
             assert statuses == {psycopg.pq.TransactionStatus.INTRANS}
         finally:
