@@ -17,7 +17,7 @@ accounts_cli = AppGroup("accounts", help="Manage Lumyri accounts.")
 
 def find_user_or_exit(email: str) -> User:
     """The account with this e-mail (any case), or exit 1 with a message."""
-    user = repository.find_user_by_email(canonical_email(email))
+    user = repository.account_by_email(canonical_email(email))
     if user is None:
         raise click.ClickException(f"no account with the e-mail {email.strip()!r}")
     return user

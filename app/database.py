@@ -102,8 +102,9 @@ def _verb(sql: str) -> str:
     """A statement's start, upper-cased, past blanks and comments."""
     text = sql.lstrip()
     while text.startswith(("--", "/*")):
-        end = text.find("\n") if text[1] == "-" else text.find("*/")
-        text = "" if end < 0 else text[end + (1 if text[1] == "-" else 2) :].lstrip()
+        closing = "\n" if text.startswith("--") else "*/"
+        end = text.find(closing)
+        text = "" if end < 0 else text[end + len(closing) :].lstrip()
     return text[:16].upper()
 
 

@@ -143,7 +143,7 @@ def run_once(
         g.replayed = True  # counted as a replay in the metrics, not as a new outcome
         if row.status == EmailTaken.status:
             raise EmailTaken()
-        user = repository.get_user(row.user_id) if row.user_id else None
+        user = repository.account_by_id(row.user_id) if row.user_id else None
         if user is not None:
             return repository.Account(user, repository.current_credential(user))
         g.replayed = False

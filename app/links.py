@@ -115,7 +115,7 @@ def account_for(purpose: str, token: str) -> LinkedAccount:
     it proved (the account exists; its address, or its password hash, is unchanged);
     INVALID_LINK otherwise."""
     claims = read_token(purpose, token)
-    user = repository.get_user(claims.user_id)
+    user = repository.account_by_id(claims.user_id)
     new_email = claims.extra.get("e", "")
     if (
         user is None

@@ -174,13 +174,18 @@ def new_credential_key() -> str:
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
+def _reads_in_autocommit(dialect: sa.Dialect) -> bool:
+    """Whether a read that ends at once may run without a transaction here."""
+    return dialect.name == "postgresql"
+
+
 def _read_connection() -> sa.Connection:
     """The session's connection for a read it ends right after (not in autocommit when
     the session holds changes: the commit that ends the read would flush them, each
     statement then on its own)."""
     session = db.session()
     pending = session.new or session.dirty or session.deleted
-    if not pending and not session.in_transaction() and db.engine.dialect.name == "postgresql":
+    if not pending and not session.in_transaction() and _reads_in_autocommit(db.engine.dialect):
         return session.connection(execution_options=AUTOCOMMIT)
     return session.connection()
 
@@ -444,23 +449,10 @@ def credential_identity(key: str) -> CredentialIdentity | None:
     """The account of a signing credential, read on a connection of its own without the
     ORM session (the hot path of /verify on a cache miss)."""
     with db.engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection = connection.execution_options(**AUTOCOMMIT)  # see _read_connection
+        if _reads_in_autocommit(connection.dialect):
+            connection = connection.execution_options(**AUTOCOMMIT)
         row = connection.execute(CREDENTIAL_IDENTITY, {"key": key}).first()
     return None if row is None else CredentialIdentity(*row)
-
-
-def get_user(user_id: str) -> User | None:
-    """Return the user with this id, or None."""
-    return db.session.get(User, user_id)
-
-
-def find_user_by_email(email: str) -> User | None:
-    """Return the user with this mailbox (the canonical e-mail in any spelling; role and
-    company loaded), or None."""
-    user = db.session.scalar(sa.select(User).where(User.email_key == email_key(email)))
-    _end_read_transaction()
-    return user
 
 
 def _read_user(statement: sa.Select[Any], params: dict[str, Any]) -> User | None:
@@ -497,13 +489,12 @@ def _user_of(values: dict[str, Any]) -> User:
 
 def account_by_email(email: str) -> User | None:
     """The account with this mailbox (the canonical e-mail in any spelling), read with
-    Core (see _read_user), or None: for a log-in and a forgotten password."""
+    Core (see _read_user), or None."""
     return _read_user(USER_BY_EMAIL_KEY, {"email_key": email_key(email)})
 
 
 def account_by_id(user_id: str) -> User | None:
-    """The account with this id, read with Core (see _read_user), or None: for the mail
-    sender."""
+    """The account with this id, read with Core (see _read_user), or None."""
     return _read_user(USER_BY_ID, {"user_id": user_id})
 
 

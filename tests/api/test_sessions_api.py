@@ -244,7 +244,7 @@ class TestInvalidTokens:
 
     def test_expired(self, app, api, account):
         with app.app_context():
-            user = repository.get_user(account["user"]["id"])
+            user = repository.account_by_id(account["user"]["id"])
             credential = repository.current_credential(user)
             past = datetime.now(UTC) - timedelta(
                 seconds=app.config["ACCESS_TOKEN_TTL_SECONDS"] + 60

@@ -55,8 +55,9 @@ def test_lookups(ctx):
     user, credential = repository.create_customer_account(fields(email=email), "$argon2id$hash")
     assert repository.email_exists(email)
     assert not repository.email_exists("nobody@example.org")
-    assert repository.find_user_by_email(email).id == user.id
-    assert repository.get_user(user.id).email == email
+    assert repository.account_by_email(email.upper()).id == user.id
+    assert repository.account_by_id(user.id).email == email
+    assert repository.account_by_email("nobody@example.org") is None
     assert repository.find_credential(credential.key).user.id == user.id
     assert repository.find_credential("x" * 32) is None
 
@@ -105,7 +106,7 @@ def test_an_account_read_with_core_is_changed_through_the_orm(ctx):
     also in a session that holds the same role already, and the change is written."""
     admin, credential = repository.create_admin_account(fields(), "$argon2id$hash")
     other, _ = repository.create_admin_account(fields(), "$argon2id$hash")
-    held = repository.get_user(other.id)  # the Admin role, loaded in the session
+    held = db.session.get(User, other.id)  # the Admin role, loaded in the session
     assert held.role.name == "Admin"
     user = repository.find_credential(credential.key).user
     assert sa.inspect(user).detached
@@ -118,7 +119,7 @@ def test_an_account_read_with_core_is_changed_through_the_orm(ctx):
     detached = repository.find_credential(credential.key).user
     repository.change_email(detached, new_address, repository.AuditContext(), notice)
     db.session.expire_all()
-    stored = repository.get_user(admin.id)
+    stored = db.session.get(User, admin.id)
     assert (stored.company.name, stored.company.describe) == ("Renamed", "From Core")
     assert stored.email == new_address
 

@@ -118,7 +118,7 @@ def test_unknown_issuer(app, account):
 def token_expired_since(app, account, seconds):
     """A token of the account whose `exp` passed `seconds` ago."""
     with app.app_context():
-        user = repository.get_user(account["user_id"])
+        user = repository.account_by_id(account["user_id"])
         credential = repository.find_credential(account["key"])
         ttl = app.config["ACCESS_TOKEN_TTL_SECONDS"]
         issued = datetime.now(UTC) - timedelta(seconds=ttl + seconds)
