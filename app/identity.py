@@ -20,7 +20,7 @@ from flask import Flask, current_app
 
 from app import repository
 from app.errors import InvalidToken
-from app.tokens import LEEWAY_SECONDS, claims_match, signed_claims
+from app.tokens import claims_match, signed_claims
 
 EXTENSION_KEY = "lumyri_identity_cache"
 MAX_CACHED_TOKENS = 10_000
@@ -58,7 +58,7 @@ class IdentityCache:
         entry = self.entries.get(token)
         if entry is None or time.monotonic() >= entry[1]:
             return None
-        if time.time() > entry[0].expires_at + LEEWAY_SECONDS:
+        if time.time() >= entry[0].expires_at:
             self.entries.pop(token, None)
             return None
         return entry[0]
@@ -67,7 +67,7 @@ class IdentityCache:
         """A token seen before, whose cache window is over: its signature and claims were
         checked then and cannot have changed, so only the account needs asking again."""
         entry = self.entries.get(token)
-        if entry is None or time.time() > entry[0].expires_at + LEEWAY_SECONDS:
+        if entry is None or time.time() >= entry[0].expires_at:
             return None
         return entry[0]
 

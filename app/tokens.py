@@ -25,7 +25,10 @@ from app.models import SigningCredential, User
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["company_id", "iss", "user_id", "iat", "exp"]
 DERIVATION_CONTEXT = b"lumyri-accounts/jwt-credential/v1:"
-LEEWAY_SECONDS = 10
+# A token is refused from the instant of its `exp` on: no leeway (the contract's rule).
+LEEWAY_SECONDS = 0
+# A real token is a few hundred characters; nothing longer is parsed at all.
+MAX_TOKEN_LENGTH = 4096
 CREDENTIAL_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{32}")
 BEARER_PATTERN = re.compile(r"Bearer[ \t]+([^\s]+)[ \t]*", re.IGNORECASE)
 
@@ -70,7 +73,7 @@ def _strict_json_segment(segment: str) -> dict[str, Any]:
         value = json.loads(
             jwt.utils.base64url_decode(segment), object_pairs_hook=_object_without_duplicates
         )
-    except (ValueError, binascii.Error, TypeError):
+    except (ValueError, binascii.Error, TypeError, RecursionError):
         raise InvalidToken() from None
     if not isinstance(value, dict):
         raise InvalidToken()
@@ -81,7 +84,7 @@ def _unverified_issuer(token: str) -> str:
     """Read `iss` before verifying, to know which credential's secret to check against;
     a header or payload that repeats a key is refused here, before anything is looked up."""
     segments = token.split(".")
-    if len(segments) != 3:
+    if len(token) > MAX_TOKEN_LENGTH or len(segments) != 3:
         raise InvalidToken()
     _strict_json_segment(segments[0])
     issuer = _strict_json_segment(segments[1]).get("iss")
@@ -107,7 +110,7 @@ def signed_claims(token: str) -> dict[str, Any]:
     """The claims of a correctly signed, unexpired token, checked without the database
     (the secret is derived from SECRET_KEY and the token's `iss`): HS256 only (no `none`,
     no other algorithm), no repeated key in header or payload, every claim present, `exp`
-    with a small leeway. Whether the credential still exists and the claims are the
+    in the future (no leeway). Whether the credential still exists and the claims are the
     account's is the caller's check; InvalidToken for anything else."""
     issuer = _unverified_issuer(token)
     try:

@@ -1,6 +1,7 @@
 """Hostile input, table-driven: every request gets its contract status and envelope,
 never a 5xx, and the service still answers afterwards. Plus property tests of the rules."""
 
+import base64
 import json
 
 import pytest
@@ -546,3 +547,25 @@ def test_no_body_the_json_reader_accepts_is_a_500(app, extra, fields, number, pa
     headers = {"Idempotency-Key": f"k-{abs(hash(text))}"} if keyed else {}
     response = client.post(path, data=text, content_type="application/json", headers=headers)
     assert response.status_code < 500, response.get_data(as_text=True)
+
+
+def nested_token(depth, where):
+    """A token whose header or payload is a JSON object nesting arrays `depth` deep."""
+    segment = (
+        base64.urlsafe_b64encode(('{"x":' + "[" * depth + "]" * depth + "}").encode())
+        .rstrip(b"=")
+        .decode()
+    )
+    other = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+    return f"{segment}.{other}.c2ln" if where == "header" else f"{other}.{segment}.c2ln"
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+@pytest.mark.parametrize("depth", [1000, 5000])
+def test_a_token_nested_deep_is_a_401_everywhere_never_a_5xx(app, client, where, depth):
+    token = nested_token(depth, where)
+    headers = {"Authorization": f"Bearer {token}"}
+    for method, path in [("GET", "/api/v1/auth/me"), ("GET", "/api/v1/auth/verify")]:
+        response = client.open(path, method=method, headers=headers)
+        assert response.status_code == 401, (path, response.status_code)
+        assert response.get_json()["error"]["code"] == "INVALID_TOKEN"

@@ -2,6 +2,7 @@
 introspection, their per-process cache and its promise about revocations."""
 
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -10,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import sqlalchemy as sa
+from flask import request, request_started
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
+from app.api.platform import VerifyFastPath
 from app.extensions import db
 from app.models import User
 from app.tokens import credential_secret
@@ -256,6 +259,27 @@ class TestIntrospection:
         assert response.get_data(as_text=True).strip() == '{"active":false}'
         assert response.headers["Cache-Control"] == "no-store"
 
+    @pytest.mark.parametrize("seconds_past", [0, 1, 5])
+    def test_a_token_past_its_exp_is_inactive_no_leeway(self, client, api, platform, seconds_past):
+        token, _ = account(api)
+        assert introspect(client, token).get_json()["active"] is True  # cached now
+        claims = jwt.decode(token, options={"verify_signature": False})
+        exp = datetime.now(UTC) - timedelta(seconds=seconds_past)
+        claims.update(iat=exp - timedelta(days=1), exp=exp)
+        with platform.app_context():
+            expired = jwt.encode(claims, credential_secret(claims["iss"]), algorithm="HS256")
+        assert introspect(client, expired).get_json() == {"active": False}
+        assert client.get(VERIFY, headers=bearer(expired)).status_code == 401
+
+    @pytest.mark.parametrize("where", [0, 1])
+    def test_a_token_nested_deep_is_inactive_not_a_5xx(self, client, api, where):
+        token, _ = account(api)
+        segments = token.split(".")
+        nested = '{"x":' + "[" * 1000 + "]" * 1000 + "}"
+        segments[where] = base64.urlsafe_b64encode(nested.encode()).rstrip(b"=").decode()
+        response = introspect(client, ".".join(segments))
+        assert (response.status_code, response.get_json()) == (200, {"active": False})
+
     def test_a_revoked_token_is_inactive(self, make_app):
         app = make_app(TOKEN_CACHE_SECONDS=0)
         client = app.test_client()
@@ -395,25 +419,54 @@ def test_the_openapi_document_describes_both(client):
     )
 
 
+@contextlib.contextmanager
+def dispatches(app):
+    """The requests Flask dispatches to a view meanwhile (the fast path dispatches none)."""
+    seen = []
+
+    def record(_sender, **_extra):
+        seen.append(request.endpoint)
+
+    request_started.connect(record, app, weak=False)
+    try:
+        yield seen
+    finally:
+        request_started.disconnect(record, app)
+
+
 class TestFastPath:
     """A cached token's /verify is answered before Flask: the same answer as the view's."""
 
     def test_the_cached_answer_is_the_views_answer(self, client, api, platform):
         token, _ = account(api)
-        first = client.get(VERIFY, headers={**bearer(token), "X-Request-ID": "first-1"})
-        cached = client.get(VERIFY, headers={**bearer(token), "X-Request-ID": "second-2"})
-        assert statements_during(platform, lambda: client.get(VERIFY, headers=bearer(token))) == 0
-        assert (first.status_code, first.get_data()) == (cached.status_code, cached.get_data())
+        fast_path = platform.wsgi_app
+        assert isinstance(fast_path, VerifyFastPath)
+        platform.wsgi_app = fast_path.next  # Flask's dispatch and the view alone answer
+        try:
+            with dispatches(platform) as dispatched:
+                viewed = client.get(VERIFY, headers={**bearer(token), "X-Request-ID": "first-1"})
+                view_head = client.head(VERIFY, headers=bearer(token))
+        finally:
+            platform.wsgi_app = fast_path
+        assert len(dispatched) == 2 and viewed.status_code == 200
+        with dispatches(platform) as dispatched:
+            cached = client.get(VERIFY, headers={**bearer(token), "X-Request-ID": "second-2"})
+            head = client.head(VERIFY, headers=bearer(token))
+            queries = statements_during(platform, lambda: client.get(VERIFY, headers=bearer(token)))
+        assert dispatched == [] and queries == 0  # answered by the fast path, from the cache
+        assert (viewed.status_code, viewed.get_data()) == (cached.status_code, cached.get_data())
         ignore = {"X-Request-ID"}
-        assert {k: v for k, v in first.headers.items() if k not in ignore} == {
+        assert {k: v for k, v in viewed.headers.items() if k not in ignore} == {
             k: v for k, v in cached.headers.items() if k not in ignore
         }
-        assert (first.headers["X-Request-ID"], cached.headers["X-Request-ID"]) == (
+        assert (viewed.headers["X-Request-ID"], cached.headers["X-Request-ID"]) == (
             "first-1",
             "second-2",
         )
-        head = client.head(VERIFY, headers=bearer(token))
-        assert head.get_data() == b"" and head.headers["X-User-Id"] == first.headers["X-User-Id"]
+        assert head.get_data() == b"" == view_head.get_data()
+        assert {k: v for k, v in head.headers.items() if k not in ignore} == {
+            k: v for k, v in view_head.headers.items() if k not in ignore
+        }
 
     def test_a_cached_answer_is_logged_and_counted(self, client, api, caplog):
         token, _ = account(api)

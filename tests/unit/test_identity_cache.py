@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from app.identity import Identity, IdentityCache
 
 
@@ -22,9 +24,10 @@ def test_kept_for_the_window_only(monkeypatch):
     assert cache.stale("t") is who  # its claims need no second signature check
 
 
-def test_never_past_the_tokens_expiry():
+@pytest.mark.parametrize("expires_in", [0, -1, -11])
+def test_never_from_the_tokens_expiry_on(expires_in):
     cache = IdentityCache(seconds=60)
-    cache.put("t", identity(expires_in=-11))  # expired beyond the 10 s leeway
+    cache.put("t", identity(expires_in=expires_in))  # no leeway: refused from `exp` on
     assert cache.get("t") is None and cache.stale("t") is None
 
 

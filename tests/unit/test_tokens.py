@@ -129,10 +129,30 @@ def test_expired(app, account):
     assert_refused(app, token_expired_since(app, account, 60))
 
 
-def test_expiry_has_a_small_leeway(app, account):
-    token = token_expired_since(app, account, 2)
+@pytest.mark.parametrize("seconds", [0, 1, 2])
+def test_no_leeway_refused_from_the_instant_of_exp(app, account, seconds):
+    assert_refused(app, token_expired_since(app, account, seconds))
+
+
+def test_a_second_before_exp_is_still_good(app, account):
+    token = token_expired_since(app, account, -2)
     with app.app_context():
         assert verify_access_token(token).id == account["user_id"]
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+@pytest.mark.parametrize("depth", [100, 1000, 2000])
+def test_deeply_nested_segments_are_refused_not_a_crash(app, account, where, depth):
+    segment = b64(('{"x":' + "[" * depth + "]" * depth + "}").encode())
+    header, payload, signature = account["token"].split(".")
+    parts = [segment, payload] if where == "header" else [header, segment]
+    assert_refused(app, ".".join([*parts, signature]))
+
+
+def test_an_oversized_token_is_refused_before_parsing(app, account):
+    header, payload, signature = account["token"].split(".")
+    padded = b64(json.dumps({"alg": "HS256", "typ": "JWT", "pad": "x" * 5000}).encode())
+    assert_refused(app, f"{padded}.{payload}.{signature}")
 
 
 @pytest.mark.parametrize("claim", ["company_id", "iss", "user_id", "iat", "exp"])
