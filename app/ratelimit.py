@@ -109,6 +109,8 @@ def limit_verification_mail(user_id: str) -> None:
 
 
 def mail_allowed_to(email: str) -> bool:
-    """RATELIMIT_MAIL_PER_ADDRESS reset mails per address: beyond it the mail is silently
-    suppressed (the answer does not change, so nobody learns whether it has an account)."""
+    """Spend one of RATELIMIT_MAIL_PER_ADDRESS mails to an address (reset mails, and every
+    mail to an address not verified: app.mail.unless_suppressed); False beyond it, when
+    the mail is silently suppressed (the answer does not change, so nobody learns
+    whether the address has an account, and its owner cannot be flooded)."""
     return _spend("RATELIMIT_MAIL_PER_ADDRESS", _hashed(email)) is None
