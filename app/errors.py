@@ -301,6 +301,15 @@ class NotImplementedByServer(APIError):
     description = "NOT_IMPLEMENTED: an unknown transfer coding"
 
 
+class HTTPVersionNotSupported(APIError):
+    """An HTTP version the server does not speak (the gateway's nginx: 2.0 and later)."""
+
+    status = 505
+    code = "HTTP_VERSION_NOT_SUPPORTED"
+    message = "The HTTP version of the request is not supported."
+    description = "HTTP_VERSION_NOT_SUPPORTED: an unsupported HTTP version"
+
+
 # Errors raised by Werkzeug (routing, body size) or written by gunicorn, by status.
 BY_STATUS: dict[int, type[APIError]] = {
     cls.status: cls
