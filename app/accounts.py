@@ -53,12 +53,15 @@ def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
         refuse_duplicate(fields["email"])
     account_fields = {key: value for key, value in fields.items() if key != "password"}
     password_hash = passwords.hash_password(fields["password"])
-    welcome = verification_mail(fields["email"], fields["first_name"])
+    welcome = mail.unless_suppressed(
+        verification_mail(fields["email"], fields["first_name"]), verified=False
+    )
     try:
         account = CREATORS[kind](account_fields, password_hash, audit_context(), welcome)
     except repository.DuplicateEmail:
         refuse_duplicate(fields["email"])
-    mail.wake_sender()
+    if welcome is not None:
+        mail.wake_sender()
     return account
 
 
@@ -83,8 +86,12 @@ def authenticate(email: str, password: str) -> repository.Account:
 
 
 def revoke_tokens(user: User) -> SigningCredential:
-    """Rotate the user's signing credential: every token issued before is refused."""
-    return repository.rotate_credential(user, audit_context())
+    """Rotate the user's signing credential: every token issued before is refused
+    (INVALID_TOKEN when the account was deleted meanwhile)."""
+    try:
+        return repository.rotate_credential(user, audit_context())
+    except repository.AccountGone:
+        raise InvalidToken() from None
 
 
 def verification_mail(address: str, first_name: str, language: str = "") -> OutboxMail:
@@ -112,6 +119,8 @@ def send_verification(user: User) -> None:
     ratelimit.limit_verification_mail(user.id)
     welcome = verification_mail(user.email, user.first_name, user.language)
     welcome.user_id = user.id
+    if mail.unless_suppressed(welcome, verified=False) is None:
+        return
     repository.queue_mail(welcome)
     mail.wake_sender()
 
@@ -130,7 +139,7 @@ def forgot_password(email: str) -> None:
                 user.first_name,
                 mail.choose_language(user.language),
                 user_id=user.id,
-                pw=mail.password_fingerprint(user.password_hash),
+                v=user.security_version,
             )
         else:
             mail.count_suppressed(links.RESET_PASSWORD)
@@ -151,8 +160,9 @@ def _password_changed_mail(user: User) -> OutboxMail:
 
 
 def reset_password(token: str, password: str) -> repository.Account:
-    """A new password from a reset link (good once: the link is bound to the password
-    hash it was sent for); every earlier token is revoked, the address counts as proved."""
+    """A new password from a reset link (good once: the link is bound to the account's
+    security version, which the reset moves on; of several uses at the same moment one
+    succeeds); every earlier token is revoked, the address counts as proved."""
     user = links.account_for(links.RESET_PASSWORD, token).user
     password_hash = passwords.hash_password(password)
     try:
@@ -162,9 +172,9 @@ def reset_password(token: str, password: str) -> repository.Account:
             "password_reset",
             audit_context(),
             _password_changed_mail(user),
-            verified=True,
+            proved_by_link=True,
         )
-    except repository.AccountGone:  # deleted while the new hash was made
+    except (repository.AccountGone, repository.ChangedMeanwhile):  # while the hash was made
         raise InvalidLink() from None
     mail.wake_sender()
     return account
@@ -236,9 +246,15 @@ def request_email_change(user: User, new_email: str, password: str) -> None:
         user_id=user.id,
         email=user.email,
         new_email=new_email,
+        v=user.security_version,
     )
-    repository.record_email_change_request(user, confirm, audit_context())
-    mail.wake_sender()
+    confirm_queued = mail.unless_suppressed(confirm, verified=False)  # the new address
+    try:
+        repository.record_email_change_request(user, confirm_queued, audit_context())
+    except repository.AccountGone:  # deleted while the password was being checked
+        raise InvalidToken() from None
+    if confirm_queued is not None:
+        mail.wake_sender()
 
 
 def confirm_email_change(token: str) -> User:
@@ -260,7 +276,7 @@ def confirm_email_change(token: str) -> User:
         repository.change_email(user, new_email, audit_context(), notice)
     except repository.DuplicateEmail:
         raise EmailTaken() from None
-    except repository.AccountGone:
+    except (repository.AccountGone, repository.ChangedMeanwhile):
         raise InvalidLink() from None
     mail.wake_sender()
     return user
@@ -273,5 +289,10 @@ def delete_account(user: User, password: str) -> None:
     farewell = mail.new_mail(
         "account_deleted", user.email, user.first_name, mail.choose_language(user.language)
     )
-    repository.delete_account(user, audit_context(), farewell)
-    mail.wake_sender()
+    farewell_queued = mail.unless_suppressed(farewell, verified=user.email_verified_at is not None)
+    try:
+        repository.delete_account(user, audit_context(), farewell_queued)
+    except repository.AccountGone:  # another deletion came first: it answered 204
+        raise InvalidToken() from None
+    if farewell_queued is not None:
+        mail.wake_sender()

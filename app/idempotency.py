@@ -119,9 +119,9 @@ def run_once(
     """The account `create()` makes, made once per key and body.
 
     Without a key, `create()` simply runs. With one, the first request runs it and records
-    its outcome; a retry with an equal body gets the same account (with its current
-    credential) or the same 409, and one with another body a 422. A retry that finds its
-    first request failed runs again.
+    its outcome; a retry with an equal body gets the same account with the same token
+    (while that token is good) or the same 409, and one with another body a 422. A retry
+    that finds its first request failed, or its answer's token no longer good, runs again.
     """
     if key is None:
         return create()
@@ -143,12 +143,34 @@ def run_once(
         g.replayed = True  # counted as a replay in the metrics, not as a new outcome
         if row.status == EmailTaken.status:
             raise EmailTaken()
-        user = repository.account_by_id(row.user_id) if row.user_id else None
-        if user is not None:
-            return repository.Account(user, repository.current_credential(user))
+        account = _first_answer(row)
+        if account is not None:
+            return account
+        # The first answer's token is no longer good (its owner logged out, reset or
+        # changed the password or the address; it expired; the account is gone): answer
+        # as a new sign-up with this body would (409 EMAIL_TAKEN while the address has an
+        # account), never with a token its owner revoked.
         g.replayed = False
-        repository.release_idempotency_key(row)  # the account is gone: start afresh
+        repository.release_idempotency_key(row)
     raise IdempotencyKeyInProgress()
+
+
+def _first_answer(row: IdempotencyKey) -> repository.Account | None:
+    """The account and credential of a completed sign-up's answer while that answer's
+    token is still good: the credential lives (no log-out, no new password), the account's
+    password and address are the ones it was created with, and the token is unexpired."""
+    if row.user_id is None or row.credential_id is None:
+        return None
+    user = repository.account_by_id(row.user_id)
+    if user is None or user.security_version != 0:
+        return None
+    credential = repository.live_credential(row.credential_id, user)
+    if credential is None:
+        return None
+    lifetime = timedelta(seconds=current_app.config["ACCESS_TOKEN_TTL_SECONDS"])
+    if credential.created_at + lifetime <= datetime.now(UTC):
+        return None
+    return repository.Account(user, credential)
 
 
 def _first_request(
@@ -163,5 +185,5 @@ def _first_request(
     except BaseException:
         repository.release_idempotency_key(row)
         raise
-    repository.complete_idempotency_key(row, CREATED, account.user.id)
+    repository.complete_idempotency_key(row, CREATED, account.user.id, account.credential.id)
     return account

@@ -1,8 +1,9 @@
 """The links in mails: URL-safe, timed tokens signed with itsdangerous, one secret
 (derived from SECRET_KEY) and salt per purpose, bound to what they prove instead of
-stored: a verification link to the account and its address, a reset link to the account
-and its current password hash (so any change of the password kills every earlier one),
-an e-mail-change link to the account, its address and the new one."""
+stored: a verification link to the account and its address; a reset link to the account
+and its security version (app.models.User.security_version: any change of the password
+or the address kills every earlier one); an e-mail-change link to the account, its
+security version, its address and the new one."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"
 CONFIRM_EMAIL_CHANGE = "confirm_email_change"
 DERIVATION_CONTEXT = b"lumyri-accounts/mail-link/v1:"
+# Ours are a few hundred characters; a longer one is refused before it is decoded.
+MAX_TOKEN_LENGTH = 4096
 # Each purpose: the setting holding its link and the one holding its lifetime.
 SETTINGS = {
     VERIFY_EMAIL: ("VERIFY_EMAIL_URL", "EMAIL_VERIFY_TTL_SECONDS"),
@@ -74,6 +77,8 @@ def lifetime_seconds(purpose: str) -> int:
 def read_token(purpose: str, token: str) -> LinkClaims:
     """The claims of a good token (signature, purpose and age checked); INVALID_LINK for
     anything else. Whether it is still bound to the account is the caller's check."""
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii():  # never one of ours
+        raise InvalidLink()
     try:
         payload = _serializer(purpose).loads(token, max_age=lifetime_seconds(purpose))
     except BadData:
@@ -88,12 +93,16 @@ def read_token(purpose: str, token: str) -> LinkClaims:
 
 def _proof(purpose: str, user: User, new_email: str) -> str:
     """What a link of this purpose proves about the account as it is now: made when the
-    mail is sent and compared when the link is used, so the two can never disagree."""
+    mail is sent and compared when the link is used, so the two can never disagree. A
+    verification link is bound to the address; a reset or an e-mail-change link to the
+    account's security version, which every change of the password or the address moves
+    on (this link's own use included, and an address changed and changed back)."""
     if purpose == VERIFY_EMAIL:
         return binding(purpose, user.id, email_key(user.email))
+    version = str(user.security_version)
     if purpose == RESET_PASSWORD:
-        return binding(purpose, user.id, user.password_hash)
-    return binding(purpose, user.id, email_key(user.email), new_email)
+        return binding(purpose, user.id, version)
+    return binding(purpose, user.id, version, email_key(user.email), new_email)
 
 
 def token_for(purpose: str, user: User, new_email: str = "") -> str:

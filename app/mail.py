@@ -22,14 +22,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+import idna
 from flask import Flask, current_app, has_request_context, request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from app import links, metrics, repository
+from app import links, metrics, ratelimit, repository
 from app.emails import email_key
 from app.models import OutboxMail, utc_now
 from config import ConfigError
@@ -121,11 +122,6 @@ def render(kind: str, language: str, context: dict[str, Any]) -> Rendered:
     return Rendered(subject.strip(), body.strip() + "\n", html)
 
 
-def password_fingerprint(password_hash: str) -> str:
-    """What a reset mail records of the hash it was asked with (never the hash itself)."""
-    return links.binding(links.RESET_PASSWORD, "fingerprint", password_hash)
-
-
 def new_mail(
     kind: str,
     to_address: str,
@@ -145,6 +141,17 @@ def new_mail(
     )
 
 
+def unless_suppressed(outbox_mail: OutboxMail, *, verified: bool) -> OutboxMail | None:
+    """The mail to queue, or None when it is suppressed: every mail to an address that is
+    not verified spends the address's RATELIMIT_MAIL_PER_ADDRESS (the count reset mails
+    spend too), so nobody can flood an address by signing it up again and again; beyond
+    it the mail is not written (counted `suppressed`). A verified address's mails go."""
+    if verified or ratelimit.mail_allowed_to(outbox_mail.to_address):
+        return outbox_mail
+    count_suppressed(outbox_mail.kind)
+    return None
+
+
 class Superseded(Exception):
     """What the mail would prove changed since it was written: it is not sent."""
 
@@ -158,10 +165,11 @@ def message_context(mail: OutboxMail) -> dict[str, Any]:
     user = repository.account_by_id(mail.user_id) if mail.user_id else None
     if user is None:
         raise Superseded()
-    if mail.kind == links.RESET_PASSWORD:
-        if password_fingerprint(user.password_hash) != mail.params["pw"]:
-            raise Superseded()
-    elif email_key(user.email) != email_key(mail.params["email"]):
+    if mail.kind != links.VERIFY_EMAIL and mail.params.get("v") != user.security_version:
+        raise Superseded()  # reset and change: the password or the address changed since
+    if mail.kind != links.RESET_PASSWORD and email_key(user.email) != email_key(
+        mail.params["email"]
+    ):
         raise Superseded()  # verification and change: asked from the address it has now
     token = links.token_for(mail.kind, user, mail.params.get("new_email", ""))
     context["link"] = links.link(mail.kind, token)
@@ -177,7 +185,7 @@ def build_message(mail: OutboxMail, sender: str) -> EmailMessage:
     message["To"] = mail.to_address
     message["From"] = sender
     message["Subject"] = rendered.subject
-    message["Date"] = formatdate(localtime=False)
+    message["Date"] = format_datetime(utc_now())  # +0000 (RFC 5322), not -0000
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
     message["X-Lumyri-Mail"] = mail.kind
@@ -214,6 +222,37 @@ def _failure(code: int, what: str) -> Exception:
     if 400 <= code < 500:
         return TemporaryFailure(f"SMTP {code} ({what})")
     return PermanentFailure(f"SMTP {code} ({what})")
+
+
+def ascii_address(address: str) -> str | None:
+    """The address with its domain as the IDNA A-label (`x@bücher.de` is
+    `x@xn--bcher-kva.de`), as a server without SMTPUTF8 takes it; None when its local
+    part is not ASCII: such an address has no ASCII form."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain).decode('ascii')}"
+    except idna.IDNAError:
+        return None
+
+
+def _recipient_for(connection: smtplib.SMTP, message: EmailMessage, to_address: str) -> str:
+    """The recipient as this server takes it: as it is when ASCII or when the server
+    announces SMTPUTF8 (smtplib then sends with the SMTPUTF8 option); otherwise in its
+    ASCII form, in the To header too. PermanentFailure when it has none."""
+    if to_address.isascii():
+        return to_address
+    connection.ehlo_or_helo_if_needed()
+    if connection.has_extn("smtputf8"):
+        return to_address
+    ascii_to = ascii_address(to_address)
+    if ascii_to is None:
+        raise PermanentFailure("the address needs SMTPUTF8, which the SMTP server lacks")
+    message.replace_header("To", ascii_to)
+    return ascii_to
 
 
 @dataclass
@@ -253,6 +292,7 @@ class SmtpTransport:
         if self.connection is None:
             self.connection = self._connect()
         try:
+            to_address = _recipient_for(self.connection, message, to_address)
             refused = self.connection.send_message(message, from_address, [to_address])
         except smtplib.SMTPRecipientsRefused as error:
             code = min(code for code, _ in error.recipients.values())

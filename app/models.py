@@ -93,6 +93,9 @@ class User(Model):
     email_verified_at: Mapped[datetime | None] = mapped_column(
         sa.DateTime(timezone=True), default=None
     )
+    # Counts the changes of the password and of the address (app.links binds reset and
+    # e-mail-change links to it; such a change is written only where it is unchanged).
+    security_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     company: Mapped[Company | None] = relationship(lazy="joined")
     # Roles are seeded by a migration and never written by the app: adding a user to a
@@ -153,6 +156,8 @@ class IdempotencyKey(Model):
     # None while the first request is being processed.
     status: Mapped[int | None] = mapped_column(sa.Integer, default=None)
     user_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+    # The signing credential of the first answer: a replay answers only while it lives.
+    credential_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
 
 
 class OutboxMail(Model):

@@ -9,7 +9,7 @@ import secrets
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
@@ -90,6 +90,11 @@ def _commit_change_of(user: User) -> None:
     """Commit a change already made (see _change_of)."""
     with _change_of(user):
         pass
+
+
+class ChangedMeanwhile(Exception):
+    """The account's password or address changed (another request committed first) since
+    it was read: the change that was to follow from that reading wrote nothing."""
 
 
 class DuplicateEmail(Exception):
@@ -515,6 +520,42 @@ def _update_account(connection: sa.Connection, user: User, values: dict[str, Any
         raise AccountGone()
 
 
+LOCK_ACCOUNT = sa.update(USERS).where(USERS.c.id == sa.bindparam("user_id")).values(id=USERS.c.id)
+
+
+def _lock_account(connection: sa.Connection, user_id: str) -> None:
+    """Lock the account's row for the rest of the transaction with a write that changes
+    nothing (on SQLite the transaction then holds the write lock; on Postgres a change
+    or a deletion of the account waits for it); AccountGone, with nothing written, when
+    the account was deleted meanwhile."""
+    result = connection.execute(LOCK_ACCOUNT, {"user_id": user_id})
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
+        db.session.rollback()
+        raise AccountGone()
+
+
+def _update_if_unchanged(connection: sa.Connection, user: User, values: dict[str, Any]) -> int:
+    """UPDATE the account's row, and count one more change of its password or address,
+    only where its security version is still the one read: of several requests acting
+    on one reading (one link used at the same moment) exactly one writes. AccountGone when
+    the account was deleted meanwhile, ChangedMeanwhile when another change came first;
+    nothing written either way. The new version."""
+    version = user.security_version
+    result = connection.execute(
+        sa.update(USERS)
+        .where(USERS.c.id == user.id, USERS.c.security_version == version)
+        .values({**values, "security_version": version + 1})
+    )
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
+        exists = connection.execute(EXISTS_ACCOUNT, {"user_id": user.id}).first() is not None
+        db.session.rollback()
+        raise ChangedMeanwhile() if exists else AccountGone()
+    return version + 1
+
+
+EXISTS_ACCOUNT = sa.select(USERS.c.id).where(USERS.c.id == sa.bindparam("user_id"))
+
+
 def start_session(user: User, context: AuditContext) -> SigningCredential:
     """A successful log-in: the audit event written first (on SQLite this transaction
     then holds the write lock), then the account's row locked and read with its newest
@@ -539,33 +580,43 @@ def start_session(user: User, context: AuditContext) -> SigningCredential:
     return credential
 
 
-def current_credential(user: User) -> SigningCredential:
-    """The user's newest signing credential, created if the user has none (an
-    idempotent sign-up's replay; a log-in is start_session). AccountGone when the account
-    was deleted meanwhile."""
-    with _change_of(user):
-        credential = db.session.scalar(
-            sa.select(SigningCredential)
-            .where(SigningCredential.user_id == user.id)
-            .order_by(SigningCredential.created_at.desc())
-            .limit(1)
-        )
-        if credential is None:
-            credential = SigningCredential(key=new_credential_key(), user=user)
-            db.session.add(credential)
-    return credential
+CREDENTIAL_OF_USER = sa.select(CREDENTIALS.c.key, CREDENTIALS.c.created_at).where(
+    CREDENTIALS.c.id == sa.bindparam("credential_id"),
+    CREDENTIALS.c.user_id == sa.bindparam("user_id"),
+)
+
+
+def live_credential(credential_id: str, user: User) -> SigningCredential | None:
+    """The account's signing credential with this id while it lives (None once it was
+    deleted: a log-out, a new password, a deletion), read with Core; never creates one."""
+    values = _read_row(CREDENTIAL_OF_USER, {"credential_id": credential_id, "user_id": user.id})
+    if values is None:
+        return None
+    created_at = values["created_at"]
+    credential = _detached(
+        SigningCredential,
+        id=credential_id,
+        key=values["key"],
+        user_id=user.id,
+        created_at=created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC),
+    )
+    set_committed_value(credential, "user", user)
+    return cast(SigningCredential, credential)
 
 
 def rotate_credential(user: User, context: AuditContext = AuditContext()) -> SigningCredential:
     """Delete every signing credential of the user and create a new one, in one transaction.
 
     Every token signed before is refused from then on; the new key signs the next login.
-    """
-    db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user.id))
-    credential = SigningCredential(key=new_credential_key(), user=user)
-    db.session.add(credential)
-    _add_audit_event("tokens_revoked", context, user.id, user.email)
+    AccountGone, with nothing written, when the account was deleted meanwhile."""
+    connection = db.session.connection()
+    _lock_account(connection, user.id)
+    connection.execute(sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == user.id))
+    credential = SigningCredential(id=new_uuid(), key=new_credential_key(), user_id=user.id)
+    _insert(connection, credential)
+    _insert_audit_event(connection, "tokens_revoked", context, user.id, user.email)
     db.session.commit()
+    set_committed_value(credential, "user", user)
     return credential
 
 
@@ -608,10 +659,16 @@ def get_idempotency_key(endpoint: str, key: str) -> IdempotencyKey | None:
     return row
 
 
-def complete_idempotency_key(row: IdempotencyKey, status: int, user_id: str | None = None) -> None:
-    """Store what the first request answered."""
+def complete_idempotency_key(
+    row: IdempotencyKey,
+    status: int,
+    user_id: str | None = None,
+    credential_id: str | None = None,
+) -> None:
+    """Store what the first request answered (and the credential its token was signed with)."""
     row.status = status
     row.user_id = user_id
+    row.credential_id = credential_id
     db.session.commit()
 
 
@@ -640,14 +697,6 @@ def purge_idempotency_keys(
 
 
 # Account lifecycle: each change, its audit events and its mails in one transaction.
-
-
-def _new_credential(user: User) -> SigningCredential:
-    """Delete every signing credential of the user and add a new one (not committed)."""
-    db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user.id))
-    credential = SigningCredential(key=new_credential_key(), user=user)
-    db.session.add(credential)
-    return credential
 
 
 def mark_email_verified(user: User, context: AuditContext) -> None:
@@ -682,19 +731,37 @@ def set_new_password(
     event: str,
     context: AuditContext,
     mail: OutboxMail,
-    verified: bool = False,
+    proved_by_link: bool = False,
 ) -> Account:
     """A new password (a reset or a change): every earlier token revoked (a new
-    credential), the events recorded, the notice queued; a reset also proves the address."""
-    with _change_of(user):
-        user.password_hash = password_hash
-        if verified and user.email_verified_at is None:
-            user.email_verified_at = utc_now()
-            _add_audit_event("email_verified", context, user.id, user.email)
-        credential = _new_credential(user)
-        _add_audit_event(event, context, user.id, user.email)
-        _add_audit_event("tokens_revoked", context, user.id, user.email)
-        db.session.add(mail)
+    credential), every earlier reset and e-mail-change link dead (the security version
+    counts one more change), the events recorded, the notice queued. A reset
+    (`proved_by_link`) also proves the address, and is written only if nothing changed the
+    password or the address since its link was checked (ChangedMeanwhile otherwise: of
+    several uses of one link exactly one succeeds); a change, proved by the current
+    password, always is. AccountGone, with nothing written, when the account is gone."""
+    connection = db.session.connection()
+    values: dict[str, Any] = {"password_hash": password_hash}
+    newly_verified = proved_by_link and user.email_verified_at is None
+    if newly_verified:
+        values["email_verified_at"] = utc_now()
+    if proved_by_link:
+        values["security_version"] = _update_if_unchanged(connection, user, values)
+    else:
+        _update_account(
+            connection, user, {**values, "security_version": USERS.c.security_version + 1}
+        )
+    connection.execute(sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == user.id))
+    credential = SigningCredential(id=new_uuid(), key=new_credential_key(), user_id=user.id)
+    _insert(connection, credential, mail)
+    if newly_verified:
+        _insert_audit_event(connection, "email_verified", context, user.id, user.email)
+    _insert_audit_event(connection, event, context, user.id, user.email)
+    _insert_audit_event(connection, "tokens_revoked", context, user.id, user.email)
+    db.session.commit()
+    for name, value in values.items():
+        set_committed_value(user, name, value)
+    set_committed_value(credential, "user", user)
     return Account(user, credential)
 
 
@@ -809,48 +876,56 @@ def update_company(user: User, changes: dict[str, Any], context: AuditContext) -
     _commit_change_of(user)
 
 
-def record_email_change_request(user: User, mail: OutboxMail, context: AuditContext) -> None:
-    """The confirmation mail to the new address, and the audit event."""
+def record_email_change_request(user: User, mail: OutboxMail | None, context: AuditContext) -> None:
+    """The confirmation mail to the new address (unless suppressed), and the audit event."""
     _add_audit_event("email_change_requested", context, user.id, user.email)
-    db.session.add(mail)
+    if mail is not None:
+        db.session.add(mail)
     _commit_change_of(user)
 
 
 def change_email(user: User, new_email: str, context: AuditContext, notice: OutboxMail) -> None:
-    """The new (proved) address, the notice to the old one; DuplicateEmail when another
-    account has it (the unique index settles a race with a sign-up)."""
-    _attach(user)
-    old_email = user.email
-    user.email = new_email
-    user.email_key = email_key(new_email)
-    user.email_verified_at = utc_now()
-    _add_audit_event("email_changed", context, user.id, new_email)
-    db.session.add(notice)
+    """The new (proved) address, the notice to the old one, written only if nothing
+    changed the password or the address since the link was checked (ChangedMeanwhile
+    otherwise; AccountGone when the account is gone); DuplicateEmail when another account
+    has the address (the unique index settles a race with a sign-up)."""
+    connection = db.session.connection()
+    values: dict[str, Any] = {
+        "email": new_email,
+        "email_key": email_key(new_email),
+        "email_verified_at": utc_now(),
+    }
     try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise AccountGone() from None
+        values["security_version"] = _update_if_unchanged(connection, user, values)
     except IntegrityError:
         db.session.rollback()
-        user.email, user.email_key = old_email, email_key(old_email)
         raise DuplicateEmail() from None
+    _insert_audit_event(connection, "email_changed", context, user.id, new_email)
+    _insert(connection, notice)
+    db.session.commit()
+    for name, value in values.items():
+        set_committed_value(user, name, value)
 
 
-def delete_account(user: User, context: AuditContext, farewell: OutboxMail) -> None:
+def delete_account(user: User, context: AuditContext, farewell: OutboxMail | None) -> None:
     """In one transaction: the user, its credentials, idempotency keys and unsent mails,
     its company when no other user belongs to it; its earlier audit events lose their
     e-mail and client IP; an account_deleted event with the user id only; the farewell
     mail (which holds the address until it is sent)."""
     user_id, company_id = user.id, user.company_id
     # The row first: a change of the account in flight (a log-in recording its event)
-    # finishes before, or sees the account gone after (see _change_of).
-    db.session.execute(sa.update(User).where(User.id == user_id).values(id=User.id))
+    # finishes before, or sees the account gone after (see _change_of); of two deletions
+    # at the same moment the second finds it gone (AccountGone, nothing written).
+    _lock_account(db.session.connection(), user_id)
     db.session.execute(sa.delete(SigningCredential).where(SigningCredential.user_id == user_id))
     db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id))
     db.session.execute(sa.delete(OutboxMail).where(OutboxMail.user_id == user_id))
+    # Its events, and every event that holds its address (a refused duplicate sign-up, a
+    # failed log-in, a reset asked for it), lose the address and the client's IP.
     db.session.execute(
-        sa.update(AuditEvent).where(AuditEvent.user_id == user_id).values(email="", client_ip="")
+        sa.update(AuditEvent)
+        .where(sa.or_(AuditEvent.user_id == user_id, AuditEvent.email == user.email))
+        .values(email="", client_ip="")
     )
     db.session.execute(sa.delete(User).where(User.id == user_id))
     if company_id is not None:
@@ -859,6 +934,7 @@ def delete_account(user: User, context: AuditContext, farewell: OutboxMail) -> N
             db.session.execute(sa.delete(Company).where(Company.id == company_id))
     anonymous = AuditContext(client_ip="", request_id=context.request_id)
     _add_audit_event("account_deleted", anonymous, user_id, "")
-    db.session.add(farewell)
+    if farewell is not None:  # None: suppressed (app.mail.unless_suppressed)
+        db.session.add(farewell)
     db.session.commit()
     db.session.expunge_all()

@@ -179,7 +179,6 @@ def new_password_field() -> fields.String:
 
 
 PROOF_PASSWORD_MAX = 1024
-LINK_TOKEN_MAX = 4096
 
 
 def proof_password_field() -> fields.String:
@@ -190,13 +189,9 @@ def proof_password_field() -> fields.String:
 
 
 def link_token_field() -> fields.String:
-    """The token of a link from a mail: a non-empty string (whether it is good now is
-    the use case's INVALID_LINK)."""
-    return fields.String(
-        required=True,
-        load_only=True,
-        validate=Rules(lone_surrogates, min=1, max=LINK_TOKEN_MAX, too_short=NOT_EMPTY),
-    )
+    """The token of a link from a mail: a non-empty string. Whether it is good now
+    (however long, whatever it holds) is the use case's INVALID_LINK."""
+    return fields.String(required=True, load_only=True, validate=Rules(min=1, too_short=NOT_EMPTY))
 
 
 class Normalised(TrimmedString):

@@ -151,3 +151,18 @@ def error_of(response):
     assert body["data"] is None
     assert isinstance(body["error"]["code"], str) and body["error"]["message"]
     return body["error"]
+
+
+def mailed_link_token(app, purpose, user_id, new_email=""):
+    """The token a mail of this purpose (app.links) would carry if sent now: made, as the
+    mail sender makes it, from the account as it is."""
+    from app import links, repository
+
+    with app.app_context():
+        user = repository.account_by_id(user_id)
+        return links.token_for(purpose, user, new_email)
+
+
+def bearer(token):
+    """The Authorization header of an access token."""
+    return {"Authorization": f"Bearer {token}"}

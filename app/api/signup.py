@@ -61,7 +61,8 @@ def sign_up(kind: str) -> Response:
         return accounts.sign_up(kind, loaded.fields)
 
     account = idempotency.run_once(header.key, loaded.body, create)
-    token = issue_access_token(account.user, account.credential)
+    # Signed as of the credential's start: a replay answers with the very same token.
+    token = issue_access_token(account.user, account.credential, now=account.credential.created_at)
     return auth_response(account.user, token, status=201)
 
 

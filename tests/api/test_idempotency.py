@@ -13,7 +13,15 @@ from app import create_app, passwords, repository
 from app.extensions import db
 from app.idempotency import canonical_json, fingerprint
 from app.models import IdempotencyKey, User
-from tests.helpers import SIGNUP_PATHS, Api, error_of, fresh_email, signup_body
+from tests.helpers import (
+    SIGNUP_PATHS,
+    Api,
+    bearer,
+    error_of,
+    fresh_email,
+    mailed_link_token,
+    signup_body,
+)
 
 
 def post(api, kind, body, key, **headers):
@@ -236,3 +244,91 @@ def test_huge_integer_in_an_ignored_field_is_fine_with_a_key(app, client, digits
 def test_canonical_json_writes_huge_integers_as_numbers():
     huge = Decimal("-" + "9" * 4500)
     assert canonical_json({"b": [huge], "a": "x"}) == '{"a":"x","b":[-' + "9" * 4500 + "]}"
+
+
+def test_a_replay_answers_with_the_very_same_token(app, api):
+    body = signup_body()
+    first = post(api, "customer", body, "k-same-token")
+    api.login(body["email"])  # a log-in of the owner ends no session
+    again = post(api, "customer", body, "k-same-token")
+    assert again.status_code == 201
+    assert again.get_json()["data"] == first.get_json()["data"]
+
+
+def _log_out(api, app, data, body):
+    """The owner logs out."""
+    assert api.logout(data["access_token"]).status_code == 204
+
+
+def _change_password(api, app, data, body):
+    """The owner changes the password."""
+    response = api.client.post(
+        "/api/v1/auth/password/change",
+        json={"current_password": body["password"], "new_password": "An0ther!Passw0rd"},
+        headers=bearer(data["access_token"]),
+    )
+    assert response.status_code == 200
+
+
+def _reset_password(api, app, data, body):
+    """The owner recovers the account with a reset link."""
+    token = mailed_link_token(app, "reset_password", data["user"]["id"])
+    response = api.client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "password": "An0ther!Passw0rd"}
+    )
+    assert response.status_code == 200
+
+
+def _change_email(api, app, data, body):
+    """The owner moves the account to another address, confirmed by its link."""
+    new_email = fresh_email("moved")
+    requested = api.client.post(
+        "/api/v1/auth/email/change",
+        json={"new_email": new_email, "password": body["password"]},
+        headers=bearer(data["access_token"]),
+    )
+    assert requested.status_code == 202
+    token = mailed_link_token(app, "confirm_email_change", data["user"]["id"], new_email)
+    confirmed = api.client.post("/api/v1/auth/email/change/confirm", json={"token": token})
+    assert confirmed.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "lock_the_door", [_log_out, _change_password, _reset_password], ids=lambda f: f.__name__
+)
+@pytest.mark.parametrize("kind", ["admin", "customer"])
+def test_a_replay_after_the_owner_locked_the_door_is_email_taken(app, api, lock_the_door, kind):
+    body = signup_body()
+    first = post(api, kind, body, "k-door").get_json()["data"]
+    lock_the_door(api, app, first, body)
+    again = post(api, kind, body, "k-door")
+    assert again.status_code == 409 and error_of(again)["code"] == "EMAIL_TAKEN"
+    assert post(api, kind, body, "k-door").status_code == 409  # and so it stays
+    assert api.me(first["access_token"]).status_code == 401
+    assert user_count(app) == 1
+
+
+def test_a_replay_after_the_owner_moved_to_another_address_opens_nothing_of_theirs(app, api):
+    body = signup_body()
+    first = post(api, "customer", body, "k-moved").get_json()["data"]
+    _change_email(api, app, first, body)
+    again = post(api, "customer", body, "k-moved")
+    # The address is free again: the replay answers as a new sign-up with the body would.
+    assert again.status_code == 201
+    replayed = again.get_json()["data"]
+    assert replayed["user"]["id"] != first["user"]["id"]
+    me = api.me(replayed["access_token"]).get_json()["data"]["user"]
+    assert me["id"] == replayed["user"]["id"] and me["email"] == body["email"]
+    assert user_count(app) == 2
+
+
+def test_a_replay_after_the_first_token_expired_is_email_taken(app, database_url):
+    short = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "ACCESS_TOKEN_TTL_SECONDS": 1})
+    api = Api(short.test_client())
+    body = signup_body()
+    assert post(api, "customer", body, "k-expired").status_code == 201
+    time.sleep(1.1)
+    again = post(api, "customer", body, "k-expired")
+    with short.app_context():
+        db.engine.dispose()
+    assert again.status_code == 409 and error_of(again)["code"] == "EMAIL_TAKEN"

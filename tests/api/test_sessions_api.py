@@ -245,7 +245,7 @@ class TestInvalidTokens:
     def test_expired(self, app, api, account):
         with app.app_context():
             user = repository.account_by_id(account["user"]["id"])
-            credential = repository.current_credential(user)
+            credential = repository.find_credential(claims_of(account["token"])["iss"])
             past = datetime.now(UTC) - timedelta(
                 seconds=app.config["ACCESS_TOKEN_TTL_SECONDS"] + 60
             )
