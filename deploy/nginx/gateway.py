@@ -2,8 +2,15 @@
 
 Settings (environment): GATEWAY_HOST (127.0.0.1), GATEWAY_PORT (8080), HOST and PORT of
 the service (127.0.0.1, 8000), PLATFORM_UPSTREAM (http://127.0.0.1:9000),
-GATEWAY_UPSTREAM_TIMEOUT (30s). The error bodies the gateway answers itself are the
-service's own envelopes, from app.errors.
+GATEWAY_UPSTREAM_TIMEOUT (30s).
+
+Two things are rendered here rather than written in the template, because nginx's
+inheritance makes them easy to get wrong there: a location that sets any
+`proxy_set_header` (or `error_page`) of its own inherits none from the server.
+- FORWARDED_HEADERS follow every `proxy_pass` line of the template, so each location that
+  passes a request on sets all of them itself;
+- the error pages (gateway_errors) are set once, at server level, and no location may set
+  one: every answer nginx makes itself is the service's envelope, from app.errors.
 """
 
 import os
@@ -11,11 +18,16 @@ import re
 import shutil
 import sys
 import tempfile
+from typing import NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TEMPLATE = os.path.join(HERE, "lumyri-gateway.conf.template")
 PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
+PROXY_PASS = re.compile(r"^(?P<indent>[ \t]*)proxy_pass\s[^;]*;$", re.MULTILINE)
+SERVER_INDENT = " " * 8
+DOUBLE = '"'
+ERRORS_PATH = "/_lumyri_errors/"
 DEFAULTS = {
     "GATEWAY_HOST": "127.0.0.1",
     "GATEWAY_PORT": "8080",
@@ -25,22 +37,117 @@ DEFAULTS = {
     "GATEWAY_UPSTREAM_TIMEOUT": "30s",
 }
 
+# Sent with every request the gateway passes on: to the service, to its verify check and
+# to /platform/. The client's address and scheme are set, not appended to, and whatever a
+# client sent in these is dropped (nginx sends no header set to ""): the service, run with
+# TRUSTED_PROXIES=1, and the platform's services see the real client. X-Forwarded-Port and
+# -Prefix go too: Werkzeug's ProxyFix, among others, can be told to believe them.
+FORWARDED_HEADERS = (
+    ("Host", "$host"),
+    ("Connection", '""'),
+    ("X-Forwarded-For", "$remote_addr"),
+    ("X-Forwarded-Proto", "$scheme"),
+    ("Forwarded", '""'),
+    ("X-Real-IP", '""'),
+    ("X-Forwarded-Host", '""'),
+    ("X-Forwarded-Port", '""'),
+    ("X-Forwarded-Prefix", '""'),
+)
 
-def error_bodies():
-    """The envelopes of the errors the gateway answers itself, as one-line strings."""
+# The methods the gateway passes on: a 405 it answers itself (TRACE) says so in `Allow`.
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+class GatewayError(NamedTuple):
+    """An answer nginx makes itself: the status nginx gives it, and what is sent instead."""
+
+    nginx_status: int
+    status: int
+    error: object  # an app.errors.APIError
+
+
+def gateway_errors():
+    """Every status nginx answers with itself, and the contract's error it becomes."""
     sys.path.insert(0, ROOT)
-    from app.errors import InvalidToken, NotFound, PayloadTooLarge, ServiceUnavailable
+    from app import errors
 
-    bodies = {
-        "NOT_FOUND_BODY": NotFound().body(),
-        "INVALID_TOKEN_BODY": InvalidToken().body(),
-        "PAYLOAD_TOO_LARGE_BODY": PayloadTooLarge().body(),
-        "SERVICE_UNAVAILABLE_BODY": ServiceUnavailable().body(),
-    }
-    for name, body in bodies.items():
-        if re.search(r"['$\\]", body):  # would end nginx's quoted string or interpolate
-            raise ValueError(f"{name} cannot be written in nginx's configuration: {body!r}")
-    return {name: body.strip() for name, body in bodies.items()}
+    unavailable = errors.ServiceUnavailable()
+    answers = [
+        # A broken request line, header, Host or chunked body; a smuggling attempt.
+        errors.BadRequest(),
+        errors.InvalidToken(),  # the verify check refused the token
+        errors.NotFound(),  # a path the gateway does not pass on, or an internal one
+        errors.MethodNotAllowed(headers={"Allow": ALLOWED_METHODS}),  # TRACE
+        errors.PayloadTooLarge(),
+        errors.URITooLong(),
+        errors.NotImplementedByServer(),  # an unknown Transfer-Encoding
+        errors.HTTPVersionNotSupported(),
+    ]
+    return [
+        *(GatewayError(error.status, error.status, error) for error in answers),
+        # nginx's own code for headers over large_client_header_buffers (sent as a 400).
+        GatewayError(494, 431, errors.RequestHeaderFieldsTooLarge()),
+        # The service (or its verify check) cannot be reached, failed or is too slow: a
+        # 500 here is the check's failure (auth_request's answer to anything but 2xx/401).
+        GatewayError(500, 502, unavailable),
+        GatewayError(502, 502, unavailable),
+        GatewayError(503, 503, unavailable),
+        GatewayError(504, 504, unavailable),
+    ]
+
+
+def nginx_string(name, value, quote):
+    """value, checked to be written between `quote`s in nginx's configuration."""
+    if quote in value or re.search(r"[$\\\n]", value):  # would end it or interpolate
+        raise ValueError(f"{name} cannot be written in nginx's configuration: {value!r}")
+    return f"{quote}{value}{quote}"
+
+
+def error_pages(answers):
+    """The server-level error_page lines: each status to the location that answers it."""
+    return "\n".join(
+        f"{SERVER_INDENT}error_page {answer.nginx_status} = {ERRORS_PATH}{answer.status};"
+        for answer in answers
+    )
+
+
+def error_locations(answers):
+    """One internal location per status answered, returning that error's envelope (not a
+    named one: nginx cannot go to one for a request whose request line it refused)."""
+    blocks = {}
+    for answer in answers:
+        headers = {"X-Content-Type-Options": "nosniff", **answer.error.headers}
+        body = nginx_string(answer.error.code, answer.error.body().strip(), "'")
+        lines = [f"location = {ERRORS_PATH}{answer.status} {{", "    internal;"]
+        for name, value in headers.items():
+            lines.append(f"    add_header {name} {nginx_string(name, value, DOUBLE)} always;")
+        lines += [f"    return {answer.status} {body};", "}"]
+        blocks[answer.status] = "\n".join(SERVER_INDENT + line for line in lines)
+    return "\n\n".join(blocks.values())
+
+
+def with_forwarded_headers(template):
+    """The template with FORWARDED_HEADERS set after each of its proxy_pass lines."""
+
+    def add(match):
+        indent = match.group("indent")
+        headers = (f"{indent}proxy_set_header {name} {value};" for name, value in FORWARDED_HEADERS)
+        return "\n".join([match.group(0), *headers])
+
+    return PROXY_PASS.sub(add, template)
+
+
+def check_template(template):
+    """Refuse a template that sets what is rendered here (see the module's docstring)."""
+    directives = [line.strip() for line in template.splitlines()]
+    directives = [line for line in directives if line and not line.startswith("#")]
+    forwarded = {name.lower() for name, _ in FORWARDED_HEADERS}
+    for line in directives:
+        words = line.split()
+        if words[0] == "error_page" or (
+            words[0] == "proxy_set_header" and words[1].lower() in forwarded
+        ):
+            raise ValueError(f"the template must not set this itself (gateway.py does): {line}")
 
 
 def settings(environ, runtime_dir):
@@ -49,7 +156,9 @@ def settings(environ, runtime_dir):
     values["SERVICE_ADDRESS"] = f"{values['HOST']}:{values['PORT']}"
     values["PLATFORM_UPSTREAM"] = values["PLATFORM_UPSTREAM"].rstrip("/")
     values["RUNTIME_DIR"] = runtime_dir
-    values.update(error_bodies())
+    answers = gateway_errors()
+    values["ERROR_PAGES"] = error_pages(answers).strip()
+    values["ERROR_LOCATIONS"] = error_locations(answers).strip()
     return values
 
 
@@ -57,8 +166,9 @@ def render(environ, runtime_dir):
     """Write nginx.conf into runtime_dir; return its path."""
     with open(TEMPLATE, encoding="utf-8") as handle:
         template = handle.read()
+    check_template(template)
     values = settings(environ, runtime_dir)
-    text = PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+    text = PLACEHOLDER.sub(lambda match: values[match.group(1)], with_forwarded_headers(template))
     path = os.path.join(runtime_dir, "nginx.conf")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -1,6 +1,7 @@
 """The shipped nginx gateway (deploy/nginx/), run for real in front of a real gunicorn and
-a stand-in platform service: buffering, limits, forwarded addresses, forward
-authentication and its own errors in the envelope."""
+a stand-in platform service (and in front of stand-ins only, to see every request it
+passes on): buffering, limits, forwarded addresses, forward authentication and every
+answer it makes itself in the envelope."""
 
 import contextlib
 import http.client
@@ -12,9 +13,11 @@ import socket
 import subprocess
 import threading
 import time
+import typing
 
 import pytest
 
+from app.errors import ERRORS
 from tests.conftest import postgres_schema, running_in_ci
 from tests.gunicorn_rig import free_port, run_server
 from tests.helpers import LOGIN_PATH, LOGOUT_PATH, ROOT, SIGNUP_PATHS, fresh_email, signup_body
@@ -23,6 +26,26 @@ pytestmark = pytest.mark.e2e
 
 VERIFY_PATH = "/api/v1/auth/verify"
 IDENTITY_HEADERS = ("X-User-Id", "X-Company-Id", "X-User-Role", "X-Email-Verified")
+# What a client may send to pass for another address, scheme or host: none of it may reach
+# the service or a platform service (X_Forwarded_For is X-Forwarded-For to Werkzeug).
+FORGED_FORWARDING = {
+    "X-Forwarded-For": "203.0.113.9",
+    "X-Forwarded-Proto": "https",
+    "Forwarded": "for=203.0.113.9;proto=https;host=evil.example",
+    "X-Real-IP": "203.0.113.9",
+    "X-Forwarded-Host": "evil.example",
+    "X-Forwarded-Port": "443",
+    "X-Forwarded-Prefix": "/evil",
+    "X_Forwarded_For": "203.0.113.9",
+}
+DROPPED_HEADERS = (
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x_forwarded_for",
+)
 
 
 def gateway_module():
@@ -35,10 +58,12 @@ def gateway_module():
 
 
 class PlatformStandIn(http.server.BaseHTTPRequestHandler):
-    """A platform service: answers what it was sent (path and headers) as JSON; a path
-    with `slow` in it answers only after 3 s."""
+    """A platform service (or the service, whose /verify it then accepts every token for):
+    answers what it was sent (path and headers) as JSON and keeps it in the server's
+    `seen`; a path with `slow` in it answers only after 3 s."""
 
     def do_GET(self):  # noqa: N802 - http.server's naming
+        self.server.seen.append(Seen(self.command, self.path, self.headers.items()))
         if "slow" in self.path:
             time.sleep(3)
         body = json.dumps({"path": self.path, "headers": dict(self.headers.items())}).encode()
@@ -52,17 +77,37 @@ class PlatformStandIn(http.server.BaseHTTPRequestHandler):
         """Quiet."""
 
 
+class Seen(typing.NamedTuple):
+    """A request a stand-in got; headers as (name, value) pairs, repeated ones included."""
+
+    method: str
+    path: str
+    headers: list
+
+    def header(self, name):
+        """Every value of one header, in order."""
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
 @contextlib.contextmanager
-def platform_stand_in():
-    """The stand-in on a free loopback port, in a thread."""
+def stand_in():
+    """A stand-in on a free loopback port, in a thread; yields its server."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PlatformStandIn)
+    server.seen = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1]
+        yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def platform_stand_in():
+    """The platform's stand-in; yields its port."""
+    with stand_in() as server:
+        yield server.server_address[1]
 
 
 @contextlib.contextmanager
@@ -128,6 +173,17 @@ def stack(request, tmp_path_factory):
         with platform_stand_in() as platform_port:
             with run_gateway(tmp, service.port, platform_port) as port:
                 yield port, service
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory):
+    """nginx in front of a stand-in for the service and one for the platform; yields
+    (gateway port, service stand-in, platform stand-in)."""
+    tmp = tmp_path_factory.mktemp("stand-ins")
+    with stand_in() as service, stand_in() as platform:
+        service_port, platform_port = service.server_address[1], platform.server_address[1]
+        with run_gateway(tmp, service_port, platform_port) as port:
+            yield port, service, platform
 
 
 def call(port, method, path, body=None, headers=None, source="127.0.0.1"):
@@ -204,10 +260,54 @@ def access_lines(service, path):
 def test_the_service_sees_the_real_client_address_and_cannot_be_fooled(stack):
     port, service = stack
     marker = f"/api/v1/auth/no-such-{time.monotonic_ns()}"
-    call(port, "GET", marker, headers={"X-Forwarded-For": "203.0.113.9"}, source="127.0.0.7")
+    call(port, "GET", marker, headers=FORGED_FORWARDING, source="127.0.0.7")
     time.sleep(0.2)
     (line,) = access_lines(service, marker)
     assert line["client_ip"] == "127.0.0.7"
+
+
+def test_the_verify_check_sees_the_real_client_address(stack):
+    port, service = stack
+    token, _ = signed_up(port)
+    before = len(access_lines(service, VERIFY_PATH))
+    auth = {"Authorization": f"Bearer {token}", **FORGED_FORWARDING}
+    for headers in (auth, {**auth, "Authorization": "Bearer not-a-token"}):  # 200, then 401
+        call(port, "GET", "/platform/x", headers=headers, source="127.0.0.10")
+    time.sleep(0.2)
+    checks = access_lines(service, VERIFY_PATH)[before:]
+    assert [(line["status"], line["client_ip"]) for line in checks] == [
+        (200, "127.0.0.10"),
+        (401, "127.0.0.10"),
+    ]
+
+
+def assert_forwarded_by_the_gateway(seen, client):
+    """The request carries the gateway's X-Forwarded-For and -Proto, once each, and no
+    other forwarding header."""
+    assert seen.header("X-Forwarded-For") == [client], seen
+    assert seen.header("X-Forwarded-Proto") == ["http"], seen
+    assert not [name for name, _ in seen.headers if name.lower() in DROPPED_HEADERS], seen
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/me", "/healthz", "/readyz", "/platform/tickets"])
+def test_every_request_passed_on_carries_the_gateways_forwarding_only(stand_ins, path):
+    port, service, platform = stand_ins
+    marker = f"m{time.monotonic_ns()}"
+    headers = {"Authorization": f"Bearer {marker}", **FORGED_FORWARDING}
+    status, _, _ = call(port, "GET", f"{path}?{marker}", headers=headers, source="127.0.0.5")
+    assert status == 200
+    seen = [
+        request
+        for stand_in_server in (service, platform)
+        for request in stand_in_server.seen
+        if request.header("Authorization") == [f"Bearer {marker}"]
+    ]
+    expected = [f"{path}?{marker}"]
+    if path.startswith("/platform/"):  # the verify check, then the platform service
+        expected = [VERIFY_PATH, *expected]
+    assert [request.path for request in seen] == expected
+    for request in seen:
+        assert_forwarded_by_the_gateway(request, "127.0.0.5")
 
 
 def test_limits_count_each_real_client(stack):
@@ -241,7 +341,8 @@ def test_platform_gets_the_identity_from_verify_and_never_the_clients(stack, kin
         port,
         "GET",
         "/platform/tickets/7?view=all",
-        headers={"Authorization": f"Bearer {token}", **forged},
+        headers={"Authorization": f"Bearer {token}", **forged, **FORGED_FORWARDING},
+        source="127.0.0.11",
     )
     assert status == 200
     seen = json.loads(raw)
@@ -253,6 +354,9 @@ def test_platform_gets_the_identity_from_verify_and_never_the_clients(stack, kin
     assert headers["x-email-verified"] == "false"
     assert headers.get("x-company-id", "") == user["company"]["id"]
     assert "forged" not in headers.values()
+    assert headers["x-forwarded-for"] == "127.0.0.11"
+    assert headers["x-forwarded-proto"] == "http"
+    assert not set(DROPPED_HEADERS) & set(headers)
 
 
 def test_a_revoked_token_is_refused_within_the_cache_window(stack):
@@ -321,3 +425,140 @@ def test_slow_clients_do_not_delay_others(stack):
         stop.set()
         for thread in slow:
             thread.join()
+
+
+def raw_call(port, request):
+    """Send bytes as they are (what http.client would refuse to send); the answer parsed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.headers, response.read()
+
+
+LONG = b"a" * 9000
+# Requests nginx answers itself: (request, the contract's status and code).
+NGINX_ANSWERS = {
+    "a 9,000-byte header": (
+        b"GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nX-Long: " + LONG + b"\r\n\r\n",
+        431,
+        "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    ),
+    "a 9,000-byte URI": (
+        b"GET /api/" + LONG + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        414,
+        "URI_TOO_LONG",
+    ),
+    "a coding before chunked": (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        501,
+        "NOT_IMPLEMENTED",
+    ),
+    "an unknown transfer coding": (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n\r\n",
+        501,
+        "NOT_IMPLEMENTED",
+    ),
+    "HTTP/2.0 on a request line": (
+        b"GET /api/v1/auth/me HTTP/2.0\r\nHost: x\r\n\r\n",
+        505,
+        "HTTP_VERSION_NOT_SUPPORTED",
+    ),
+    "HTTP/3.0 on a request line": (
+        b"GET /api/v1/auth/me HTTP/3.0\r\nHost: x\r\n\r\n",
+        505,
+        "HTTP_VERSION_NOT_SUPPORTED",
+    ),
+    "TRACE": (b"TRACE /api/v1/auth/me HTTP/1.1\r\nHost: x\r\n\r\n", 405, "METHOD_NOT_ALLOWED"),
+    "/api without its slash": (
+        b"GET /api HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        404,
+        "NOT_FOUND",
+    ),
+    "/platform without its slash": (
+        b"GET /platform?x=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        404,
+        "NOT_FOUND",
+    ),
+    "the internal verify path": (
+        b"GET /_lumyri_verify HTTP/1.1\r\nHost: x\r\n\r\n",
+        404,
+        "NOT_FOUND",
+    ),
+    "an internal error page": (
+        b"GET /_lumyri_errors/502 HTTP/1.1\r\nHost: x\r\n\r\n",
+        404,
+        "NOT_FOUND",
+    ),
+    "a path with an extension nginx knows": (
+        b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+        404,
+        "NOT_FOUND",
+    ),
+    "a broken request line": (b"GET / HTTP/1.1 x\r\nHost: x\r\n\r\n", 400, "BAD_REQUEST"),
+    "bytes that are not HTTP": (b"\x16\x03\x01\x00\xa5\x01\r\n\r\n", 400, "BAD_REQUEST"),
+    "a request line with a control character": (
+        b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
+    "no Host": (b"GET /api/v1/auth/me HTTP/1.1\r\n\r\n", 400, "BAD_REQUEST"),
+    "two Hosts": (
+        b"GET /api/v1/auth/me HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
+    "Content-Length and chunked": (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
+    "a broken chunked body": (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+        400,
+        "BAD_REQUEST",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NGINX_ANSWERS)
+def test_every_answer_nginx_makes_itself_is_the_envelope(stand_ins, case):
+    port, service, _ = stand_ins
+    request, status, code = NGINX_ANSWERS[case]
+    passed_on = len(service.seen)
+    answer_status, headers, raw = raw_call(port, request)
+    assert answer_status == status
+    assert_envelope(headers, json.loads(raw), code)
+    assert json.loads(raw) == json.loads(ERRORS[code]().body())  # app.errors' own words
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "Location" not in headers
+    if status == 405:
+        assert headers["Allow"] == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+    assert len(service.seen) == passed_on  # answered by nginx, not passed on
+
+
+@pytest.mark.parametrize(
+    "directive",
+    [
+        "error_page 404 /not-found.json;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header x-real-ip $remote_addr;",
+    ],
+)
+def test_the_template_cannot_set_what_gateway_py_sets_everywhere(directive):
+    template = f"server {{\n    location /x/ {{\n        {directive}\n    }}\n}}\n"
+    with pytest.raises(ValueError, match="must not set"):
+        gateway_module().check_template(template)
+
+
+def test_each_proxy_pass_is_followed_by_the_forwarding_headers():
+    module = gateway_module()
+    rendered = module.with_forwarded_headers("location /a/ {\n    proxy_pass http://a;\n}\n")
+    lines = [line.strip() for line in rendered.splitlines()]
+    start = lines.index("proxy_pass http://a;") + 1
+    headers = [f"proxy_set_header {name} {value};" for name, value in module.FORWARDED_HEADERS]
+    assert lines[start : start + len(headers)] == headers
+    assert "X-Forwarded-For $remote_addr" in rendered
