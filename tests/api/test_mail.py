@@ -22,6 +22,10 @@ RESET = "/api/v1/auth/password/reset"
 CHANGE = "/api/v1/auth/password/change"
 NEW_PASSWORD = "Another@Pass9"
 TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-.]+)")
+# RFC 5322: UTC is +0000; -0000 says the zone is unknown.
+RFC5322_DATE_IN_UTC = re.compile(
+    r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000"
+)
 
 
 @pytest.fixture
@@ -116,6 +120,7 @@ class TestDelivery:
         assert message.get_content_type() == "multipart/alternative"
         for header in ("To", "From", "Subject", "Date", "Message-ID"):
             assert message[header], header
+        assert RFC5322_DATE_IN_UTC.fullmatch(message["Date"]), message["Date"]
         assert message["X-Lumyri-Mail"] == "verify_email"
         assert message["To"] == user["email"]
         text = text_of(message)
@@ -395,6 +400,8 @@ class TestVerification:
             api.client.post(VERIFICATION, headers=bearer(token)).status_code for _ in range(4)
         ]
         assert statuses == [202, 202, 202, 429]
+        deliver(app)  # the sign-up's and two new ones: the address's count is spent
+        assert len(smtp_server.messages) == 3
 
     def test_needs_a_token(self, client):
         response = client.post(VERIFICATION)
@@ -469,13 +476,13 @@ class TestForgotAndReset:
             SMTP_URL=smtp_server.url, RATELIMIT_ENABLED=True, RATELIMIT_KEY_PREFIX=fresh_email()
         )
         api = Api(app.test_client())
-        _, user = sign_up(api)
+        _, user = sign_up(api)  # its verification mail spends the same count
         statuses = [self.forgot(api, user["email"]).status_code for _ in range(5)]
         assert statuses == [202] * 5
         deliver(app)
         resets = [m for m in smtp_server.messages if m[2]["X-Lumyri-Mail"] == "reset_password"]
-        assert len(resets) == 3
-        assert mails_counted(api.client, "reset_password", "suppressed") >= 2
+        assert len(resets) == 2 and len(smtp_server.messages) == 3
+        assert mails_counted(api.client, "reset_password", "suppressed") >= 3
 
     def test_per_ip_limit_is_a_429(self, make_app):
         app = make_app(
@@ -578,3 +585,149 @@ def test_a_refused_session_is_retried_not_failed(make_app, api):
         assert row.status == "pending" and "554" in row.last_error
     finally:
         listener.close()
+
+
+class TestInternationalAddresses:
+    """A server without SMTPUTF8 gets the domain as its IDNA A-label; a local part that
+    is not ASCII cannot go to it; a server with SMTPUTF8 gets the address as it is."""
+
+    @pytest.fixture
+    def utf8_server(self):
+        """An SMTP server that announces SMTPUTF8."""
+        from tests.smtp_server import SmtpServer
+
+        server = SmtpServer(smtputf8=True)
+        server.start()
+        yield server
+        server.stop()
+
+    @pytest.mark.parametrize("typed", ["x@bücher.de", "x@xn--bcher-kva.de"])
+    def test_without_smtputf8_the_domain_goes_as_its_a_label(
+        self, mail_app, api, smtp_server, typed
+    ):
+        assert not smtp_server.smtputf8
+        _, user = sign_up(api, email=typed)
+        assert user["email"] == "x@bücher.de"  # stored as the U-label
+        deliver(mail_app)
+        ((_, recipients, message),) = smtp_server.messages
+        assert recipients == ["x@xn--bcher-kva.de"] and message["To"] == "x@xn--bcher-kva.de"
+        assert smtp_server.smtputf8_options == [False]
+        assert outbox(mail_app) == []
+
+    def test_without_smtputf8_a_local_part_not_ascii_fails_at_once(
+        self, mail_app, api, smtp_server
+    ):
+        failed = mails_counted(api.client, "verify_email", "failed")
+        retried = mails_counted(api.client, "verify_email", "retried")
+        sign_up(api, email="ü@example.org")
+        _, other = sign_up(api)
+        deliver(mail_app)
+        (row,) = outbox(mail_app)
+        assert (row.to_address, row.status, row.attempts) == ("ü@example.org", "failed", 1)
+        assert "SMTPUTF8" in row.last_error
+        assert [m[1] for m in smtp_server.messages] == [[other["email"]]]  # the batch goes on
+        assert mails_counted(api.client, "verify_email", "failed") == failed + 1
+        assert mails_counted(api.client, "verify_email", "retried") == retried
+        make_due(mail_app)
+        assert deliver(mail_app) == 0  # not tried again
+
+    @pytest.mark.parametrize("address", ["x@bücher.de", "ü@example.org", "ü@bücher.de"])
+    def test_with_smtputf8_the_address_goes_as_it_is(self, make_app, utf8_server, address):
+        app = make_app(SMTP_URL=utf8_server.url)
+        sign_up(Api(app.test_client()), email=address)
+        deliver(app)
+        ((_, recipients, message),) = utf8_server.messages
+        assert recipients == [address] and message["To"] == address
+        assert utf8_server.smtputf8_options == [True]
+        assert outbox(app) == []
+
+
+DELETE = "/api/v1/auth/me/delete"
+EMAIL_CHANGE = "/api/v1/auth/email/change"
+
+
+class TestPerAddressCount:
+    """RATELIMIT_MAIL_PER_ADDRESS (3/hour) covers every mail to an address that is not
+    verified; a verified address's notices always go."""
+
+    @pytest.fixture
+    def limited_app(self, make_app, smtp_server):
+        """Limits on (their own keys); only the per-address mail count is tight."""
+        return make_app(
+            SMTP_URL=smtp_server.url,
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_KEY_PREFIX=fresh_email(),
+            RATELIMIT_SIGNUP="1000/minute",
+            RATELIMIT_LOGIN="1000/minute",
+            RATELIMIT_LOGIN_PER_IP="1000/minute",
+        )
+
+    def delete(self, api, token):
+        return api.client.post(DELETE, json={"password": PASSWORD}, headers=bearer(token))
+
+    def test_signing_up_and_deleting_again_and_again_cannot_flood_the_address(
+        self, limited_app, smtp_server
+    ):
+        api = Api(limited_app.test_client())
+        address = fresh_email("victim")
+        suppressed = {
+            kind: mails_counted(api.client, kind, "suppressed")
+            for kind in ("verify_email", "account_deleted")
+        }
+        statuses = []
+        for _ in range(6):
+            body = signup_body(email=address, first_name="Buy cheap pills at spam.example")
+            created = api.signup("customer", body)
+            deliver(limited_app)  # the sender runs meanwhile, as it would
+            token = created.get_json()["data"]["access_token"]
+            statuses.append((created.status_code, self.delete(api, token).status_code))
+            deliver(limited_app)
+        assert statuses == [(201, 204)] * 6
+        kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages]
+        assert kinds == ["verify_email", "account_deleted", "verify_email"]
+        assert all(m[1] == [address] for m in smtp_server.messages)
+        assert outbox(limited_app) == []
+        assert mails_counted(api.client, "verify_email", "suppressed") == (
+            suppressed["verify_email"] + 4
+        )
+        assert mails_counted(api.client, "account_deleted", "suppressed") == (
+            suppressed["account_deleted"] + 5
+        )
+
+    def test_without_limits_nothing_is_suppressed(self, make_app, smtp_server):
+        app = make_app(SMTP_URL=smtp_server.url, RATELIMIT_ENABLED=False)
+        api = Api(app.test_client())
+        address = fresh_email("victim")
+        for _ in range(3):
+            token, _ = sign_up(api, email=address)
+            deliver(app)
+            assert self.delete(api, token).status_code == 204
+            deliver(app)
+        assert len(smtp_server.messages) == 6
+
+    def test_a_new_address_asked_for_again_and_again_is_not_flooded(self, limited_app, smtp_server):
+        api = Api(limited_app.test_client())
+        target = fresh_email("victim")
+        for _ in range(2):  # two accounts: each may ask for 3 mails an hour
+            token, _ = sign_up(api)
+            for _ in range(3):
+                body = {"new_email": target, "password": PASSWORD}
+                response = api.client.post(EMAIL_CHANGE, json=body, headers=bearer(token))
+                assert response.status_code == 202
+        deliver(limited_app)
+        to_target = [m for m in smtp_server.messages if m[1] == [target]]
+        assert [m[2]["X-Lumyri-Mail"] for m in to_target] == ["confirm_email_change"] * 3
+
+    def test_notices_to_a_verified_address_go_past_the_count(self, limited_app, smtp_server):
+        api = Api(limited_app.test_client())
+        token, user = sign_up(api)  # spends 1 of the address's 3
+        deliver(limited_app)
+        link = token_of(smtp_server.messages[0][2])
+        assert api.client.post(VERIFY_EMAIL, json={"token": link}).status_code == 200
+        for _ in range(3):  # 2 more spent, the third reset suppressed: the count is spent
+            assert api.client.post(FORGOT, json={"email": user["email"]}).status_code == 202
+        deliver(limited_app)  # before the deletion, which drops the account's unsent mails
+        assert self.delete(api, token).status_code == 204
+        deliver(limited_app)
+        kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages]
+        assert kinds == ["verify_email", "reset_password", "reset_password", "account_deleted"]
