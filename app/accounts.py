@@ -148,15 +148,17 @@ def forgot_password(email: str) -> None:
         mail.wake_sender()
 
 
-def _password_changed_mail(user: User) -> OutboxMail:
-    """The notice of a new password (never suppressed)."""
-    return mail.new_mail(
+def _password_changed_mail(user: User, verified: bool) -> OutboxMail | None:
+    """The notice of a new password: never suppressed to a verified address (a reset
+    verifies it), counted like every mail to an unverified one (mail.unless_suppressed)."""
+    notice = mail.new_mail(
         "password_changed",
         user.email,
         user.first_name,
         mail.choose_language(user.language),
         user_id=user.id,
     )
+    return mail.unless_suppressed(notice, verified=verified)
 
 
 def reset_password(token: str, password: str) -> repository.Account:
@@ -171,7 +173,7 @@ def reset_password(token: str, password: str) -> repository.Account:
             password_hash,
             "password_reset",
             audit_context(),
-            _password_changed_mail(user),
+            _password_changed_mail(user, verified=True),
             proved_by_link=True,
         )
     except (repository.AccountGone, repository.ChangedMeanwhile):  # while the hash was made
@@ -190,7 +192,7 @@ def change_password(user: User, current: str, new: str) -> repository.Account:
             passwords.hash_password(new),
             "password_changed",
             audit_context(),
-            _password_changed_mail(user),
+            _password_changed_mail(user, verified=user.email_verified_at is not None),
         )
     except repository.AccountGone:
         raise InvalidToken() from None
@@ -272,8 +274,10 @@ def confirm_email_change(token: str) -> User:
         old_email=old_email,
         new_email=new_email,
     )
+    # To the old address: counted like every mail to it if it was never verified.
+    queued = mail.unless_suppressed(notice, verified=user.email_verified_at is not None)
     try:
-        repository.change_email(user, new_email, audit_context(), notice)
+        repository.change_email(user, new_email, audit_context(), queued)
     except repository.DuplicateEmail:
         raise EmailTaken() from None
     except (repository.AccountGone, repository.ChangedMeanwhile):

@@ -44,9 +44,36 @@ def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+# What may look like a credential in a message that is not ours (gunicorn quotes a
+# malformed header line whole: "Invalid HTTP Header: 'Authorization Bearer eyJ...'"): an
+# Authorization value, a JWT or a mail link's token (both base64url JSON: "eyJ..."), a
+# token= parameter. Replaced before the line is written.
+SECRET_LOOKING = re.compile(
+    r"(?i)(?P<scheme>bearer|basic)(?P<gap>[\s:=]+)[^\s'\",]+"
+    r"|(?P<parameter>token=)[^\s&'\",]+"
+    r"|eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)*"
+)
+REDACTED = "[redacted]"
+
+
+def _redacted_match(match: "re.Match[str]") -> str:
+    """A secret-looking match with its secret part replaced."""
+    if match.group("scheme"):
+        return f"{match.group('scheme')}{match.group('gap')}{REDACTED}"
+    if match.group("parameter"):
+        return f"{match.group('parameter')}{REDACTED}"
+    return REDACTED
+
+
+def redact(message: str) -> str:
+    """The message with every credential-looking part replaced (see SECRET_LOOKING)."""
+    return SECRET_LOOKING.sub(_redacted_match, message)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, and the
-    request fields of access lines. Nothing else of the record is written.
+    request fields of access lines. Nothing else of the record is written, and nothing in
+    the message that looks like a credential (redact).
 
     Every request writes a line, so the line is made cheaply: one encoder made once (json.
     dumps with options makes a new one per call) and the time's text made once a second.
@@ -72,7 +99,7 @@ class JsonFormatter(logging.Formatter):
             "time": f"{cached[1]}.{int(record.msecs):03d}+00:00",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", None),
         }
         fields = record.__dict__

@@ -730,7 +730,7 @@ def set_new_password(
     password_hash: str,
     event: str,
     context: AuditContext,
-    mail: OutboxMail,
+    mail: OutboxMail | None,
     proved_by_link: bool = False,
 ) -> Account:
     """A new password (a reset or a change): every earlier token revoked (a new
@@ -753,7 +753,7 @@ def set_new_password(
         )
     connection.execute(sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == user.id))
     credential = SigningCredential(id=new_uuid(), key=new_credential_key(), user_id=user.id)
-    _insert(connection, credential, mail)
+    _insert(connection, credential, *([mail] if mail is not None else []))
     if newly_verified:
         _insert_audit_event(connection, "email_verified", context, user.id, user.email)
     _insert_audit_event(connection, event, context, user.id, user.email)
@@ -884,7 +884,9 @@ def record_email_change_request(user: User, mail: OutboxMail | None, context: Au
     _commit_change_of(user)
 
 
-def change_email(user: User, new_email: str, context: AuditContext, notice: OutboxMail) -> None:
+def change_email(
+    user: User, new_email: str, context: AuditContext, notice: OutboxMail | None
+) -> None:
     """The new (proved) address, the notice to the old one, written only if nothing
     changed the password or the address since the link was checked (ChangedMeanwhile
     otherwise; AccountGone when the account is gone); DuplicateEmail when another account
@@ -901,7 +903,8 @@ def change_email(user: User, new_email: str, context: AuditContext, notice: Outb
         db.session.rollback()
         raise DuplicateEmail() from None
     _insert_audit_event(connection, "email_changed", context, user.id, new_email)
-    _insert(connection, notice)
+    if notice is not None:
+        _insert(connection, notice)
     db.session.commit()
     for name, value in values.items():
         set_committed_value(user, name, value)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from app import accounts
 from app.extensions import db
 from app.models import User
+from app.observability import JsonFormatter
 from app.tokens import credential_secret
 from tests.helpers import signup_body
 
@@ -63,3 +64,28 @@ def test_no_secret_reaches_a_log_line(app, api, all_logs, monkeypatch):
         assert secret not in text
     assert derived.hex() not in text
     assert "$argon2id$" not in text
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Invalid HTTP Header: 'Authorization Bearer {token}'",
+        "Invalid HTTP Header: 'authorization: bearer {token}'",
+        "a link came back: https://app.example/reset-password?token={token}&x=1",
+        "odd value {token} seen",
+    ],
+)
+def test_a_message_quoting_a_token_is_written_redacted(app, api, caplog, message):
+    token = api.signup("customer", signup_body()).get_json()["data"]["access_token"]
+    formatter = JsonFormatter()
+    record = logging.LogRecord("gunicorn.error", logging.WARNING, __file__, 1, message, (), None)
+    record.msg = message.format(token=token)
+    line = formatter.format(record)
+    assert token not in line and token.split(".")[2] not in line and "[redacted]" in line
+
+
+def test_basic_credentials_are_redacted_too():
+    record = logging.LogRecord(
+        "gunicorn.error", logging.WARNING, __file__, 1, "Authorization Basic dGlja2V0czpz", (), None
+    )
+    assert "dGlja2V0czpz" not in JsonFormatter().format(record)

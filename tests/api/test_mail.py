@@ -731,3 +731,41 @@ class TestPerAddressCount:
         deliver(limited_app)
         kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages]
         assert kinds == ["verify_email", "reset_password", "reset_password", "account_deleted"]
+
+    def test_password_changes_of_an_unverified_account_cannot_flood_the_address(
+        self, limited_app, smtp_server
+    ):
+        api = Api(limited_app.test_client())
+        token, user = sign_up(api)  # its verification mail spends 1 of the address's 3
+        password = PASSWORD
+        for round_ in range(4):
+            new = f"{PASSWORD}{round_}"
+            response = api.client.post(
+                "/api/v1/auth/password/change",
+                json={"current_password": password, "new_password": new},
+                headers=bearer(token),
+            )
+            assert response.status_code == 200
+            token, password = response.get_json()["data"]["access_token"], new
+        deliver(limited_app)
+        kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages if m[1] == [user["email"]]]
+        assert kinds == ["verify_email", "password_changed", "password_changed"]
+
+    def test_a_verified_address_gets_every_password_changed_notice(self, limited_app, smtp_server):
+        api = Api(limited_app.test_client())
+        token, user = sign_up(api)
+        deliver(limited_app)
+        link = token_of(smtp_server.messages[0][2])
+        assert api.client.post(VERIFY_EMAIL, json={"token": link}).status_code == 200
+        password = PASSWORD
+        for round_ in range(4):
+            new = f"{PASSWORD}{round_}"
+            response = api.client.post(
+                "/api/v1/auth/password/change",
+                json={"current_password": password, "new_password": new},
+                headers=bearer(token),
+            )
+            token, password = response.get_json()["data"]["access_token"], new
+        deliver(limited_app)
+        kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages]
+        assert kinds == ["verify_email"] + ["password_changed"] * 4

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -425,3 +426,21 @@ def test_every_log_line_is_json_gunicorns_own_too(server):
     assert "gunicorn.error" in loggers and "app.access" in loggers
     assert any(r["message"].startswith("Booting worker") for r in records)
     assert "gunicorn.access" not in loggers  # the app's line is the access log
+
+
+def test_a_malformed_header_line_never_puts_its_token_in_the_log(server):
+    token = server.post_json(SIGNUP_PATHS["customer"], signup_body())[2]["data"]["access_token"]
+    secret_part = token.split(".")[2]
+    request = (
+        b"GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization Bearer "
+        + token.encode()
+        + b"\r\n\r\n"
+    )
+    status, _, payload = raw_exchange(server, request)
+    assert (status, payload["error"]["code"]) == (400, "BAD_REQUEST")
+    deadline = time.monotonic() + 5
+    while "Invalid HTTP Header" not in server.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = server.log_path.read_text()
+    assert "Invalid HTTP Header" in log  # gunicorn did log the line, redacted
+    assert token not in log and secret_part not in log
