@@ -1,7 +1,8 @@
 """The field rules of the profile and the company (PATCH /me, PATCH /company), each
-checked by a well-kept library rather than a regular expression: phone numbers by
-phonenumbers, countries by pycountry (ISO 3166-1), language tags by langcodes (BCP 47
-and the IANA registry), time zones by zoneinfo, URLs by urllib.parse.
+checked by a well-kept library rather than a regular expression of our own: phone
+numbers by phonenumbers, countries by pycountry (ISO 3166-1), language tags by langcodes
+(BCP 47 and the IANA registry), time zones by the tzdata package's list of IANA names,
+URLs by urllib.parse (and RFC 3986's grammar for the parts it splits out).
 
 Each normaliser takes the trimmed text and returns the stored form, or raises
 ValueError with the message a client sees. `""` always clears the field."""
@@ -9,7 +10,8 @@ ValueError with the message a client sees. `""` always clears the field."""
 from __future__ import annotations
 
 import functools
-import zoneinfo
+import importlib.resources
+import re
 from urllib.parse import urlsplit
 
 import langcodes
@@ -43,18 +45,52 @@ def country(value: str) -> str:
     return value.upper()
 
 
+# RFC 3986's grammar for the parts urllib's parser splits out (section 3.3-3.5): a path
+# of pchar and "/", a query or fragment of pchar, "/" and "?"; a host that is a DNS name
+# (letters, digits, hyphens, dots) or a bracketed IPv6 literal (which urllib checks).
+_PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})"
+_PATH = re.compile(rf"(?:{_PCHAR}|/)*")
+_QUERY = re.compile(rf"(?:{_PCHAR}|[/?])*")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+NOT_A_URL = "Must be an absolute https:// URL (RFC 3986)."
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name of RFC 1123 labels (urllib has checked a bracketed IPv6 literal)."""
+    if host.startswith("["):
+        return host.endswith("]")
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
 def avatar(value: str) -> str:
-    """An absolute https:// URL of at most 2048 characters."""
+    """An absolute https:// URL of at most 2048 characters, exactly as RFC 3986 allows
+    it (no quote, angle bracket, backslash, space or bad %-escape anywhere), with a host,
+    a port in range if any, and no user or password in it; stored as given."""
     if value == "":
         return ""
     if len(value) > AVATAR_MAX:
         raise ValueError(f"Must be at most {AVATAR_MAX} characters.")
     try:
         parts = urlsplit(value)
+        port = parts.port  # a port out of range (or not a number) raises here
     except ValueError:
-        raise ValueError("Must be an absolute https:// URL.") from None
-    if parts.scheme.lower() != "https" or not parts.hostname or any(c.isspace() for c in value):
-        raise ValueError("Must be an absolute https:// URL.")
+        raise ValueError(NOT_A_URL) from None
+    host = parts.netloc
+    if port is not None or host.endswith(":"):  # an empty port is allowed (RFC 3986 3.2.3)
+        host = host.rpartition(":")[0]
+    if (
+        parts.scheme.lower() != "https"
+        or "@" in parts.netloc
+        or port == 0
+        or not host
+        or not _is_host(host)
+        or not _PATH.fullmatch(parts.path)
+        or not _QUERY.fullmatch(parts.query)
+        or not _QUERY.fullmatch(parts.fragment)
+        or value.count("#") > 1
+    ):
+        raise ValueError(NOT_A_URL)
     return value
 
 
@@ -91,8 +127,11 @@ def language(value: str) -> str:
 
 @functools.cache
 def _time_zones() -> frozenset[str]:
-    """The IANA time zone names the system (or tzdata) knows."""
-    return frozenset(zoneinfo.available_timezones())
+    """The IANA time zone names, from the tzdata package's list of its zones: not the
+    host's zoneinfo folder, which also holds files such as `localtime`, `posixrules` and
+    `Factory` that are not zone names."""
+    zones = importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in zones.splitlines() if line.strip())
 
 
 def timezone(value: str) -> str:
