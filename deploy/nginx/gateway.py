@@ -88,8 +88,9 @@ def gateway_errors():
         # nginx's own code for headers over large_client_header_buffers (sent as a 400).
         GatewayError(494, 431, errors.RequestHeaderFieldsTooLarge()),
         # The service (or its verify check) cannot be reached, failed or is too slow: a
-        # 500 here is the check's failure (auth_request's answer to anything but 2xx/401).
-        GatewayError(500, 502, unavailable),
+        # 500 here is the check's failure (auth_request's answer to anything but 2xx/401:
+        # the service unreachable, a 5xx, a timeout), which the contract answers with 503.
+        GatewayError(500, 503, unavailable),
         GatewayError(502, 502, unavailable),
         GatewayError(503, 503, unavailable),
         GatewayError(504, 504, unavailable),

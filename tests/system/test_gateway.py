@@ -379,7 +379,7 @@ def test_a_slow_platform_is_a_504_in_the_envelope(stack):
     assert_envelope(headers, json.loads(raw), "SERVICE_UNAVAILABLE")
 
 
-def test_an_unreachable_platform_is_a_502_in_the_envelope(tmp_path):
+def test_an_unreachable_service_is_a_502_and_its_failed_check_a_503(tmp_path):
     with platform_stand_in() as platform_port:
         pass  # closed again: nothing listens on that port now
     service_port = free_port()  # nothing listens there either
@@ -390,7 +390,7 @@ def test_an_unreachable_platform_is_a_502_in_the_envelope(tmp_path):
         status, headers, raw = call(
             port, "GET", "/platform/x", headers={"Authorization": "Bearer x"}
         )
-        assert status == 502
+        assert status == 503  # the verify check failed: never a 500, nor nginx's page
         assert_envelope(headers, json.loads(raw), "SERVICE_UNAVAILABLE")
 
 
