@@ -39,7 +39,7 @@ def audit_context() -> repository.AuditContext:
 
 def refuse_duplicate(email: str) -> NoReturn:
     """Record the repeated sign-up and answer 409 EMAIL_TAKEN."""
-    repository.record_audit_event("signup_duplicate", audit_context(), email=email)
+    repository.record_audit_event(event="signup_duplicate", context=audit_context(), email=email)
     raise EmailTaken()
 
 
@@ -49,17 +49,21 @@ def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
     A known e-mail is refused before paying for a hash; the hash is made outside any
     transaction; the unique index settles the race between two sign-ups.
     """
-    if repository.email_exists(fields["email"]):
-        refuse_duplicate(fields["email"])
-    account_fields = {key: value for key, value in fields.items() if key != "password"}
+    record = repository.NewAccount(
+        first_name=fields["first_name"], last_name=fields["last_name"], email=fields["email"]
+    )
+    if repository.email_exists(record.email):
+        refuse_duplicate(record.email)
     password_hash = passwords.hash_password(fields["password"])
     welcome = mail.unless_suppressed(
-        verification_mail(fields["email"], fields["first_name"]), verified=False
+        verification_mail(record.email, record.first_name), verified=False
     )
     try:
-        account = CREATORS[kind](account_fields, password_hash, audit_context(), welcome)
+        account = CREATORS[kind](
+            record=record, password_hash=password_hash, context=audit_context(), mail=welcome
+        )
     except repository.DuplicateEmail:
-        refuse_duplicate(fields["email"])
+        refuse_duplicate(record.email)
     if welcome is not None:
         mail.wake_sender()
     return account
@@ -71,15 +75,17 @@ def authenticate(email: str, password: str) -> repository.Account:
     user = repository.account_by_email(email)
     if user is None:
         passwords.verify_against_dummy(password)
-        repository.record_audit_event("login_failed", audit_context(), email=email)
+        repository.record_audit_event(event="login_failed", context=audit_context(), email=email)
         raise InvalidCredentials()
     if not passwords.verify_password(user.password_hash, password):
-        repository.record_audit_event("login_failed", audit_context(), user.id, email)
+        repository.record_audit_event(
+            event="login_failed", context=audit_context(), user_id=user.id, email=email
+        )
         raise InvalidCredentials()
     try:
         if passwords.needs_rehash(user.password_hash):
-            repository.set_password_hash(user, passwords.hash_password(password))
-        credential = repository.start_session(user, audit_context())
+            repository.set_password_hash(user=user, password_hash=passwords.hash_password(password))
+        credential = repository.start_session(user=user, context=audit_context())
     except repository.AccountGone:  # deleted while the password was being checked
         raise InvalidCredentials() from None
     return repository.Account(user, credential)
@@ -89,7 +95,7 @@ def revoke_tokens(user: User) -> SigningCredential:
     """Rotate the user's signing credential: every token issued before is refused
     (INVALID_TOKEN when the account was deleted meanwhile)."""
     try:
-        return repository.rotate_credential(user, audit_context())
+        return repository.rotate_credential(user=user, context=audit_context())
     except repository.AccountGone:
         raise InvalidToken() from None
 
@@ -106,7 +112,7 @@ def verify_email(token: str) -> User:
     address (again and again); INVALID_LINK otherwise."""
     user = links.account_for(links.VERIFY_EMAIL, token).user
     try:
-        repository.mark_email_verified(user, audit_context())
+        repository.mark_email_verified(user=user, context=audit_context())
     except repository.AccountGone:
         raise InvalidLink() from None
     return user
@@ -143,7 +149,7 @@ def forgot_password(email: str) -> None:
             )
         else:
             mail.count_suppressed(links.RESET_PASSWORD)
-    repository.record_reset_request(email, user, audit_context(), reset)
+    repository.record_reset_request(email=email, user=user, context=audit_context(), mail=reset)
     if reset is not None:
         mail.wake_sender()
 
@@ -169,11 +175,11 @@ def reset_password(token: str, password: str) -> repository.Account:
     password_hash = passwords.hash_password(password)
     try:
         account = repository.set_new_password(
-            user,
-            password_hash,
-            "password_reset",
-            audit_context(),
-            _password_changed_mail(user, verified=True),
+            user=user,
+            password_hash=password_hash,
+            event="password_reset",
+            context=audit_context(),
+            mail=_password_changed_mail(user, verified=True),
             proved_by_link=True,
         )
     except (repository.AccountGone, repository.ChangedMeanwhile):  # while the hash was made
@@ -188,11 +194,11 @@ def change_password(user: User, current: str, new: str) -> repository.Account:
     prove_password(user, current)
     try:
         account = repository.set_new_password(
-            user,
-            passwords.hash_password(new),
-            "password_changed",
-            audit_context(),
-            _password_changed_mail(user, verified=user.email_verified_at is not None),
+            user=user,
+            password_hash=passwords.hash_password(new),
+            event="password_changed",
+            context=audit_context(),
+            mail=_password_changed_mail(user, verified=user.email_verified_at is not None),
         )
     except repository.AccountGone:
         raise InvalidToken() from None
@@ -203,7 +209,7 @@ def change_password(user: User, current: str, new: str) -> repository.Account:
 def update_profile(user: User, changes: dict[str, Any]) -> User:
     """New values for the profile fields (validated, all of them, by the caller)."""
     try:
-        repository.update_profile(user, changes, audit_context())
+        repository.update_profile(user=user, changes=changes, context=audit_context())
     except repository.AccountGone:
         raise InvalidToken() from None
     return user
@@ -213,7 +219,7 @@ def update_company(user: User, changes: dict[str, Any]) -> User:
     """New values for the company's fields: admins only (403 FORBIDDEN otherwise)."""
     require_company(user)
     try:
-        repository.update_company(user, changes, audit_context())
+        repository.update_company(user=user, changes=changes, context=audit_context())
     except repository.AccountGone:
         raise InvalidToken() from None
     return user
@@ -252,7 +258,9 @@ def request_email_change(user: User, new_email: str, password: str) -> None:
     )
     confirm_queued = mail.unless_suppressed(confirm, verified=False)  # the new address
     try:
-        repository.record_email_change_request(user, confirm_queued, audit_context())
+        repository.record_email_change_request(
+            user=user, mail=confirm_queued, context=audit_context()
+        )
     except repository.AccountGone:  # deleted while the password was being checked
         raise InvalidToken() from None
     if confirm_queued is not None:
@@ -277,7 +285,9 @@ def confirm_email_change(token: str) -> User:
     # To the old address: counted like every mail to it if it was never verified.
     queued = mail.unless_suppressed(notice, verified=user.email_verified_at is not None)
     try:
-        repository.change_email(user, new_email, audit_context(), queued)
+        repository.change_email(
+            user=user, new_email=new_email, context=audit_context(), notice=queued
+        )
     except repository.DuplicateEmail:
         raise EmailTaken() from None
     except (repository.AccountGone, repository.ChangedMeanwhile):
@@ -295,7 +305,7 @@ def delete_account(user: User, password: str) -> None:
     )
     farewell_queued = mail.unless_suppressed(farewell, verified=user.email_verified_at is not None)
     try:
-        repository.delete_account(user, audit_context(), farewell_queued)
+        repository.delete_account(user=user, context=audit_context(), farewell=farewell_queued)
     except repository.AccountGone:  # another deletion came first: it answered 204
         raise InvalidToken() from None
     if farewell_queued is not None:

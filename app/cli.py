@@ -66,7 +66,7 @@ def show(email: str) -> None:
 @click.option("--limit", default=100, show_default=True, help="How many events, newest first.")
 def audit(email: str | None, limit: int) -> None:
     """Print the audit trail, newest first: time, event, e-mail, user, client IP, request."""
-    events = repository.audit_events(canonical_email(email) if email else None, limit)
+    events = repository.audit_events(email=canonical_email(email) if email else None, limit=limit)
     for event in events:
         click.echo(
             "\t".join(
@@ -85,7 +85,7 @@ def audit(email: str | None, limit: int) -> None:
 @accounts_cli.command("purge-idempotency-keys")
 def purge_idempotency_keys() -> None:
     """Delete expired Idempotency-Keys (older than IDEMPOTENCY_TTL_SECONDS); run from cron."""
-    deleted = repository.purge_idempotency_keys(idempotency.expiry_cut_off())
+    deleted = repository.purge_idempotency_keys(created_before=idempotency.expiry_cut_off())
     click.echo(f"Deleted {deleted} expired idempotency keys.")
 
 
@@ -94,7 +94,7 @@ def purge_idempotency_keys() -> None:
 def mail_outbox(retry_id: int | None) -> None:
     """List the mails not sent yet (pending and failed; never their links), or retry one."""
     if retry_id is not None:
-        if not repository.retry_mail(retry_id, utc_now()):
+        if not repository.retry_mail(mail_id=retry_id, now=utc_now()):
             raise click.ClickException(f"no failed mail with the id {retry_id}")
         click.echo(f"Mail {retry_id} will be sent again.")
         return

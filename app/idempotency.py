@@ -95,11 +95,15 @@ def _claim(endpoint: str, key: str, body_fingerprint: str) -> repository.Claim:
     """Claim the key, clearing an expired claim first."""
     cut_off = expiry_cut_off()
     if random.random() < PURGE_PROBABILITY:
-        repository.purge_idempotency_keys(cut_off)
-    claim = repository.claim_idempotency_key(endpoint, key, body_fingerprint)
+        repository.purge_idempotency_keys(created_before=cut_off)
+    claim = repository.claim_idempotency_key(
+        endpoint=endpoint, key=key, fingerprint=body_fingerprint
+    )
     if not claim.mine and claim.row is not None and _as_utc(claim.row.created_at) < cut_off:
-        repository.purge_idempotency_keys(cut_off, endpoint, key)
-        claim = repository.claim_idempotency_key(endpoint, key, body_fingerprint)
+        repository.purge_idempotency_keys(created_before=cut_off, endpoint=endpoint, key=key)
+        claim = repository.claim_idempotency_key(
+            endpoint=endpoint, key=key, fingerprint=body_fingerprint
+        )
     return claim
 
 
@@ -107,7 +111,7 @@ def _wait_for_first(endpoint: str, key: str) -> IdempotencyKey | None:
     """Wait (up to IDEMPOTENCY_WAIT_SECONDS) for the first request to finish."""
     deadline = time.monotonic() + current_app.config["IDEMPOTENCY_WAIT_SECONDS"]
     while True:
-        row = repository.get_idempotency_key(endpoint, key)
+        row = repository.get_idempotency_key(endpoint=endpoint, key=key)
         if row is None or row.status is not None or time.monotonic() >= deadline:
             return row
         time.sleep(POLL_SECONDS)
@@ -164,7 +168,7 @@ def _first_answer(row: IdempotencyKey) -> repository.Account | None:
     user = repository.account_by_id(row.user_id)
     if user is None or user.security_version != 0:
         return None
-    credential = repository.live_credential(row.credential_id, user)
+    credential = repository.live_credential(credential_id=row.credential_id, user=user)
     if credential is None:
         return None
     lifetime = timedelta(seconds=current_app.config["ACCESS_TOKEN_TTL_SECONDS"])
@@ -180,10 +184,12 @@ def _first_request(
     try:
         account = create()
     except EmailTaken:
-        repository.complete_idempotency_key(row, EmailTaken.status)
+        repository.complete_idempotency_key(row=row, status=EmailTaken.status)
         raise
     except BaseException:
         repository.release_idempotency_key(row)
         raise
-    repository.complete_idempotency_key(row, CREATED, account.user.id, account.credential.id)
+    repository.complete_idempotency_key(
+        row=row, status=CREATED, user_id=account.user.id, credential_id=account.credential.id
+    )
     return account

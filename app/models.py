@@ -97,10 +97,10 @@ class User(Model):
     # e-mail-change links to it; such a change is written only where it is unchanged).
     security_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
-    company: Mapped[Company | None] = relationship(lazy="joined")
-    # Roles are seeded by a migration and never written by the app: adding a user to a
-    # session leaves its role out (a user read with Core carries a detached copy).
-    role: Mapped[Role] = relationship(lazy="joined", cascade="merge")
+    # Read-only: every write is a Core statement (app.repository); a user read with Core
+    # carries detached copies of its company and role.
+    company: Mapped[Company | None] = relationship(lazy="joined", viewonly=True)
+    role: Mapped[Role] = relationship(lazy="joined", viewonly=True)
 
 
 class SigningCredential(Model):
@@ -115,7 +115,7 @@ class SigningCredential(Model):
     )
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
 
-    user: Mapped[User] = relationship(lazy="joined")
+    user: Mapped[User] = relationship(lazy="joined", viewonly=True)
 
 
 class AuditEvent(Model):

@@ -122,7 +122,7 @@ def test_failed_first_request_lets_a_retry_run(app, api, monkeypatch):
 
     body = signup_body()
 
-    def broken(*_args):
+    def broken(**_fields):
         raise RuntimeError("boom")
 
     with monkeypatch.context() as patch:
@@ -138,7 +138,9 @@ def test_still_in_progress_after_the_wait_is_409(app, database_url):
     with quick.test_request_context(SIGNUP_PATHS["admin"]):
         body_fingerprint = fingerprint(body)
     with quick.app_context():  # another request holds the key and has not finished
-        repository.claim_idempotency_key("signup.admin_signup", "k-busy", body_fingerprint)
+        repository.claim_idempotency_key(
+            endpoint="signup.admin_signup", key="k-busy", fingerprint=body_fingerprint
+        )
     response = Api(quick.test_client()).signup("admin", body, headers={"Idempotency-Key": "k-busy"})
     assert response.status_code == 409
     assert error_of(response)["code"] == "IDEMPOTENCY_KEY_IN_PROGRESS"

@@ -40,7 +40,7 @@ def test_no_secret_reaches_a_log_line(app, api, all_logs, monkeypatch):
     assert api.login(body["email"], SECRET_PASSWORD).status_code == 200
     assert api.me(token).status_code == 200
 
-    def failing(*_args):
+    def failing(**_fields):
         raise RuntimeError(f"boom with {SECRET_PASSWORD} and {token}")
 
     monkeypatch.setitem(accounts.CREATORS, "customer", failing)

@@ -375,7 +375,7 @@ class TestServerErrors:
     def test_bug_gives_500_without_details(self, app, api, monkeypatch, caplog):
         from app import accounts
 
-        def broken(*_args):
+        def broken(**_fields):
             raise RuntimeError("SELECT password_hash FROM users -- secret detail")
 
         monkeypatch.setitem(accounts.CREATORS, "admin", broken)
@@ -396,7 +396,7 @@ class TestServerErrors:
         key = jwt.decode(
             first.get_json()["data"]["access_token"], options={"verify_signature": False}
         )["iss"]
-        monkeypatch.setattr(repository, "new_credential_key", lambda: key)
+        monkeypatch.setattr(repository.accounts, "new_credential_key", lambda: key)
         response = api.signup("admin")
         assert response.status_code == 500
         assert error_of(response)["code"] == "INTERNAL_ERROR"

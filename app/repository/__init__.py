@@ -1,0 +1,130 @@
+"""The only code that queries or writes the database: plain functions over `db.session`.
+
+The rule, for every module here:
+- **Writes go through SQLAlchemy Core statements** on the session's connection
+  (`db.session.connection()`), never through the ORM's unit of work: no `session.add`,
+  no attribute changes flushed. New rows are written with `core.insert`, which sends the
+  columns given and lets the database (and the columns' defaults) fill the rest.
+- **Every change of an account first locks the account's row** with `core.lock_account`
+  (one UPDATE that finds the row, locks it on Postgres, takes SQLite's write lock, and
+  raises AccountGone, with nothing written, when the account was deleted meanwhile),
+  then writes; its audit events go through the one writer, `audit.write_event`, in the
+  same transaction.
+- **Reads may use the ORM** (`db.session.scalars(select(Model))`) where the rows are
+  few or cold (the outbox, idempotency keys, the audit trail); the hot paths (a bearer
+  token's account, /verify, sign-up, log-in) read with Core statements built once and
+  hand back detached ORM objects (`core.detached`).
+- Views never touch the session; models never commit; each function commits its own
+  transaction (or rolls it back) before it returns.
+
+Modules: `core` (tables, the lock, inserts, reads without a transaction), `audit`,
+`accounts` (creating and reading accounts, their roles and signing credentials),
+`changes` (every change of an existing account), `outbox` (the mail outbox), and
+`idempotency` (Idempotency-Key rows). Everything callers use is re-exported here.
+"""
+
+from app.repository.accounts import (
+    Account,
+    CredentialIdentity,
+    NewAccount,
+    account_by_email,
+    account_by_id,
+    create_admin_account,
+    create_customer_account,
+    credential_identity,
+    email_exists,
+    find_credential,
+    live_credential,
+    new_credential_key,
+    system_role,
+    system_role_by_id,
+)
+from app.repository.audit import AuditContext, audit_events, record_audit_event
+from app.repository.changes import (
+    change_email,
+    delete_account,
+    mark_email_verified,
+    record_email_change_request,
+    record_reset_request,
+    rotate_credential,
+    set_new_password,
+    set_password_hash,
+    start_session,
+    update_company,
+    update_profile,
+)
+from app.repository.core import (
+    AccountGone,
+    ChangedMeanwhile,
+    DuplicateEmail,
+    ping,
+    rollback,
+)
+from app.repository.idempotency import (
+    Claim,
+    claim_idempotency_key,
+    complete_idempotency_key,
+    get_idempotency_key,
+    purge_idempotency_keys,
+    release_idempotency_key,
+)
+from app.repository.outbox import (
+    claim_mails,
+    mail_done,
+    mail_failed,
+    mail_retry_at,
+    outbox,
+    pending_mail_count,
+    queue_mail,
+    retry_mail,
+)
+
+__all__ = [
+    "Account",
+    "AccountGone",
+    "AuditContext",
+    "ChangedMeanwhile",
+    "Claim",
+    "CredentialIdentity",
+    "DuplicateEmail",
+    "NewAccount",
+    "account_by_email",
+    "account_by_id",
+    "audit_events",
+    "change_email",
+    "claim_idempotency_key",
+    "claim_mails",
+    "complete_idempotency_key",
+    "create_admin_account",
+    "create_customer_account",
+    "credential_identity",
+    "delete_account",
+    "email_exists",
+    "find_credential",
+    "get_idempotency_key",
+    "live_credential",
+    "mail_done",
+    "mail_failed",
+    "mail_retry_at",
+    "mark_email_verified",
+    "new_credential_key",
+    "outbox",
+    "pending_mail_count",
+    "ping",
+    "purge_idempotency_keys",
+    "queue_mail",
+    "record_audit_event",
+    "record_email_change_request",
+    "record_reset_request",
+    "release_idempotency_key",
+    "retry_mail",
+    "rollback",
+    "rotate_credential",
+    "set_new_password",
+    "set_password_hash",
+    "start_session",
+    "system_role",
+    "system_role_by_id",
+    "update_company",
+    "update_profile",
+]

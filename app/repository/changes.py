@@ -1,0 +1,250 @@
+"""Every change of an existing account, one model for all: lock the account's row
+(core.lock_account: AccountGone when it was deleted meanwhile), write with Core, record
+the audit events (audit.write_event) and queue the mails, commit."""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.emails import email_key
+from app.extensions import db
+from app.models import OutboxMail, SigningCredential, User, utc_now
+from app.repository.accounts import Account, new_credential
+from app.repository.audit import AuditContext, scrub_events, write_event
+from app.repository.core import (
+    COMPANIES,
+    CREDENTIALS,
+    IDEMPOTENCY_KEYS,
+    OUTBOX,
+    USERS,
+    DuplicateEmail,
+    detached,
+    insert,
+    lock_account,
+)
+
+# The account's newest signing credential (the lock is held: read after it).
+NEWEST_CREDENTIAL = (
+    sa.select(CREDENTIALS.c.id, CREDENTIALS.c.key, CREDENTIALS.c.created_at)
+    .where(CREDENTIALS.c.user_id == sa.bindparam("user_id"))
+    .order_by(CREDENTIALS.c.created_at.desc())
+    .limit(1)
+)
+DELETE_CREDENTIALS = sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == sa.bindparam("user_id"))
+
+
+def _committed(instance: Any, values: dict[str, Any]) -> None:
+    """Show what was committed on an object read before (detached: nothing reloads it)."""
+    for name, value in values.items():
+        set_committed_value(instance, name, value)
+
+
+def _event(connection: sa.Connection, user: User, event: str, context: AuditContext) -> None:
+    """An audit event of the account, by its current address."""
+    write_event(connection, event=event, context=context, user_id=user.id, email=user.email)
+
+
+def start_session(*, user: User, context: AuditContext) -> SigningCredential:
+    """A successful log-in: the account locked, its newest signing credential (one is
+    created if it has none), the event. AccountGone, with nothing written, when the
+    account was deleted meanwhile."""
+    connection = db.session.connection()
+    lock_account(connection, user.id)
+    row = connection.execute(NEWEST_CREDENTIAL, {"user_id": user.id}).first()
+    if row is None:
+        credential = new_credential(user.id)
+        insert(connection, credential)
+    else:
+        credential = detached(
+            SigningCredential, id=row.id, key=row.key, user_id=user.id, created_at=row.created_at
+        )
+    _event(connection, user, "login_succeeded", context)
+    db.session.commit()
+    set_committed_value(credential, "user", user)
+    return credential
+
+
+def set_password_hash(*, user: User, password_hash: str) -> None:
+    """Store a new hash for the user (a re-hash with today's parameters at a log-in)."""
+    lock_account(db.session.connection(), user.id, values={"password_hash": password_hash})
+    db.session.commit()
+    _committed(user, {"password_hash": password_hash})
+
+
+def rotate_credential(*, user: User, context: AuditContext) -> SigningCredential:
+    """Delete every signing credential of the user and create a new one: every token
+    signed before is refused from then on; the new key signs the next log-in."""
+    connection = db.session.connection()
+    lock_account(connection, user.id)
+    connection.execute(DELETE_CREDENTIALS, {"user_id": user.id})
+    credential = new_credential(user.id)
+    insert(connection, credential)
+    _event(connection, user, "tokens_revoked", context)
+    db.session.commit()
+    set_committed_value(credential, "user", user)
+    return credential
+
+
+def mark_email_verified(*, user: User, context: AuditContext) -> None:
+    """The address is proved: record when, once (a verified one is left as it is)."""
+    if user.email_verified_at is not None:
+        return
+    values = {"email_verified_at": utc_now()}
+    connection = db.session.connection()
+    lock_account(connection, user.id, values=values)
+    _event(connection, user, "email_verified", context)
+    db.session.commit()
+    _committed(user, values)
+
+
+def record_reset_request(
+    *, email: str, user: User | None, context: AuditContext, mail: OutboxMail | None
+) -> None:
+    """The audit event of a forgotten password (known address or not) and its mail (no
+    change of the account: nothing to lock)."""
+    connection = db.session.connection()
+    user_id = user.id if user else None
+    write_event(
+        connection,
+        event="password_reset_requested",
+        context=context,
+        user_id=user_id,
+        email=email,
+    )
+    if mail is not None:
+        insert(connection, mail)
+    db.session.commit()
+
+
+def set_new_password(
+    *,
+    user: User,
+    password_hash: str,
+    event: str,
+    context: AuditContext,
+    mail: OutboxMail | None,
+    proved_by_link: bool = False,
+) -> Account:
+    """A new password (a reset or a change): every earlier token revoked (a new
+    credential), every earlier reset and e-mail-change link dead (the security version
+    counts one more change), the events recorded, the notice queued. A reset
+    (`proved_by_link`) also proves the address, and is written only if nothing changed the
+    password or the address since its link was checked (ChangedMeanwhile otherwise: of
+    several uses of one link exactly one succeeds); a change, proved by the current
+    password, always is."""
+    connection = db.session.connection()
+    values: dict[str, Any] = {"password_hash": password_hash}
+    newly_verified = proved_by_link and user.email_verified_at is None
+    if newly_verified:
+        values["email_verified_at"] = utc_now()
+    if proved_by_link:
+        lock_account(connection, user.id, values=values, unchanged_since=user.security_version)
+        values["security_version"] = user.security_version + 1
+    else:
+        lock_account(
+            connection,
+            user.id,
+            values={**values, "security_version": USERS.c.security_version + 1},
+        )
+    connection.execute(DELETE_CREDENTIALS, {"user_id": user.id})
+    credential = new_credential(user.id)
+    insert(connection, credential, *([mail] if mail is not None else []))
+    if newly_verified:
+        _event(connection, user, "email_verified", context)
+    _event(connection, user, event, context)
+    _event(connection, user, "tokens_revoked", context)
+    db.session.commit()
+    _committed(user, values)
+    set_committed_value(credential, "user", user)
+    return Account(user, credential)
+
+
+def update_profile(*, user: User, changes: dict[str, Any], context: AuditContext) -> None:
+    """Change profile fields of the user, all or nothing, with the audit event (the lock
+    is the UPDATE itself)."""
+    connection = db.session.connection()
+    lock_account(connection, user.id, values=changes)
+    _event(connection, user, "profile_changed", context)
+    db.session.commit()
+    _committed(user, changes)
+
+
+def update_company(*, user: User, changes: dict[str, Any], context: AuditContext) -> None:
+    """Change fields of the user's company, all or nothing, with the audit event."""
+    company = user.company
+    if company is None:  # the caller checked the role: an admin always has one
+        raise RuntimeError("this account has no company")
+    connection = db.session.connection()
+    lock_account(connection, user.id)
+    connection.execute(sa.update(COMPANIES).where(COMPANIES.c.id == company.id).values(changes))
+    _event(connection, user, "company_changed", context)
+    db.session.commit()
+    _committed(company, changes)
+
+
+def record_email_change_request(
+    *, user: User, mail: OutboxMail | None, context: AuditContext
+) -> None:
+    """The confirmation mail to the new address (unless suppressed), and the audit event."""
+    connection = db.session.connection()
+    lock_account(connection, user.id)
+    _event(connection, user, "email_change_requested", context)
+    if mail is not None:
+        insert(connection, mail)
+    db.session.commit()
+
+
+def change_email(
+    *, user: User, new_email: str, context: AuditContext, notice: OutboxMail | None
+) -> None:
+    """The new (proved) address, the notice to the old one, written only if nothing
+    changed the password or the address since the link was checked (ChangedMeanwhile
+    otherwise); DuplicateEmail when another account has the address (the unique index
+    settles a race with a sign-up)."""
+    connection = db.session.connection()
+    values: dict[str, Any] = {
+        "email": new_email,
+        "email_key": email_key(new_email),
+        "email_verified_at": utc_now(),
+    }
+    try:
+        lock_account(connection, user.id, values=values, unchanged_since=user.security_version)
+    except IntegrityError:
+        db.session.rollback()
+        raise DuplicateEmail() from None
+    values["security_version"] = user.security_version + 1
+    write_event(
+        connection, event="email_changed", context=context, user_id=user.id, email=new_email
+    )
+    if notice is not None:
+        insert(connection, notice)
+    db.session.commit()
+    _committed(user, values)
+
+
+def delete_account(*, user: User, context: AuditContext, farewell: OutboxMail | None) -> None:
+    """In one transaction: the user, its credentials, idempotency keys and unsent mails,
+    its company when no other user belongs to it; every audit event of the account or its
+    address loses the address and the client's IP; an account_deleted event with the user
+    id only; the farewell mail (None: suppressed), which holds the address until it is
+    sent. Of two deletions at the same moment the second finds the account gone
+    (AccountGone, nothing written)."""
+    user_id, company_id = user.id, user.company_id
+    connection = db.session.connection()
+    lock_account(connection, user_id)
+    connection.execute(DELETE_CREDENTIALS, {"user_id": user_id})
+    connection.execute(sa.delete(IDEMPOTENCY_KEYS).where(IDEMPOTENCY_KEYS.c.user_id == user_id))
+    connection.execute(sa.delete(OUTBOX).where(OUTBOX.c.user_id == user_id))
+    scrub_events(connection, user_id=user_id, email=user.email)
+    connection.execute(sa.delete(USERS).where(USERS.c.id == user_id))
+    if company_id is not None:
+        others = sa.select(USERS.c.id).where(USERS.c.company_id == company_id).limit(1)
+        if connection.execute(others).first() is None:
+            connection.execute(sa.delete(COMPANIES).where(COMPANIES.c.id == company_id))
+    anonymous = AuditContext(client_ip="", request_id=context.request_id)
+    write_event(connection, event="account_deleted", context=anonymous, user_id=user_id)
+    if farewell is not None:
+        insert(connection, farewell)
+    db.session.commit()
