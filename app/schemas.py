@@ -45,8 +45,8 @@ class Rules(validate.Validator):
     message of every broken rule, in that order, in one ValidationError.
 
     A list of marshmallow validators does the same, but raises and catches an exception
-    for each broken rule, which made up a third of the cost of rejecting a bad sign-up
-    (bench/README.md). `min` and `max` are read by apispec as minLength and maxLength, as
+    for each broken rule, which was measurably slower on the rejection path
+    (bench/README.md, "Figures behind the code's choices"). `min` and `max` are read by apispec as minLength and maxLength, as
     it reads them from validate.Length. A check returns None when the value passes, else
     its message (or a list of them).
     """

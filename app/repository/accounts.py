@@ -82,7 +82,8 @@ def new_credential(user_id: str) -> SigningCredential:
 
 
 # The hot paths (sign-up, log-in, a bearer token's account) read and write with Core
-# statements built once, not through the ORM: bench/README.md, "Work outside the hash".
+# statements built once, not through the ORM (bench/README.md, "Figures behind the
+# code's choices").
 # What they return are ORM objects all the same, detached and fully loaded.
 EMAIL_KEY_TAKEN = sa.select(USERS.c.id).where(USERS.c.email_key == sa.bindparam("email_key"))
 USER_ROW = sa.select(
@@ -287,8 +288,8 @@ class CredentialIdentity(NamedTuple):
     email_verified_at: datetime | None
 
 
-# One statement, built once: on a /verify cache miss, building and caching an ORM
-# select cost more than running it (bench/README.md).
+# One statement, built once, for /verify's cache miss (bench/README.md, "Figures behind
+# the code's choices").
 CREDENTIAL_IDENTITY = (
     sa.select(USERS.c.id, USERS.c.company_id, ROLES.c.name, USERS.c.email_verified_at)
     .join(CREDENTIALS, CREDENTIALS.c.user_id == USERS.c.id)

@@ -114,7 +114,7 @@ def detached(model: type[Model], **values: Any) -> Any:
 
 # On Postgres a read that opens the session's work (then ends it: end_read_transaction)
 # runs in autocommit: the statement alone, without the BEGIN and COMMIT round trips
-# (bench/README.md). The pool sets the connection back on its return. SQLite's driver
+# (bench/README.md, "Figures behind the code's choices"). The pool sets the connection back on its return. SQLite's driver
 # begins no transaction for a read: nothing to spare there.
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
@@ -135,7 +135,7 @@ def read_connection() -> sa.Connection:
 
 def end_read_transaction() -> None:
     """Close the read transaction so no connection sits idle in a transaction while the
-    caller spends ~100 ms on argon2; objects already loaded stay usable."""
+    caller hashes a password (far longer than a read); objects already loaded stay usable."""
     db.session.commit()
 
 
