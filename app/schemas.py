@@ -46,9 +46,9 @@ class Rules(validate.Validator):
 
     A list of marshmallow validators does the same, but raises and catches an exception
     for each broken rule, which was measurably slower on the rejection path
-    (bench/README.md, "Figures behind the code's choices"). `min` and `max` are read by apispec as minLength and maxLength, as
-    it reads them from validate.Length. A check returns None when the value passes, else
-    its message (or a list of them).
+    (bench/README.md, "Figures behind the code's choices"). `min` and `max` are read by
+    apispec as minLength and maxLength, as it reads them from validate.Length. A check
+    returns None when the value passes, else its message (or a list of them).
     """
 
     equal = None  # no exact length (apispec asks)

@@ -114,8 +114,8 @@ def detached(model: type[Model], **values: Any) -> Any:
 
 # On Postgres a read that opens the session's work (then ends it: end_read_transaction)
 # runs in autocommit: the statement alone, without the BEGIN and COMMIT round trips
-# (bench/README.md, "Figures behind the code's choices"). The pool sets the connection back on its return. SQLite's driver
-# begins no transaction for a read: nothing to spare there.
+# (bench/README.md, "Figures behind the code's choices"). The pool sets the connection
+# back on its return. SQLite's driver begins no transaction for a read: nothing to spare.
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
