@@ -152,13 +152,19 @@ def bearer_token() -> str:
     return match.group(1)
 
 
+# The attribute on a view that says it needs a bearer token (app.api.docs reads it).
+BEARER_ATTRIBUTE = "openapi_bearer"
+
+
 def require_access_token(view: Callable[P, R]) -> Callable[P, R]:
     """Decorator: refuse the request with 401 unless it carries a valid access token;
-    the token's user is then `g.current_user`."""
+    the token's user is then `g.current_user`. Checked before the body is read (put it
+    above @body); the OpenAPI document marks the operation bearer-protected from it."""
 
     @functools.wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         g.current_user = verify_access_token(bearer_token())
         return view(*args, **kwargs)
 
+    setattr(wrapper, BEARER_ATTRIBUTE, True)
     return wrapper

@@ -5,10 +5,12 @@ NaN/Infinity, or nest deeper than MAX_DEPTH. Python's json module accepts most o
 by default, so each is switched off here.
 """
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from flask import current_app, request
 from marshmallow import Schema, ValidationError
@@ -116,16 +118,11 @@ class LoadedBody:
     body: dict[str, Any]  # the parsed JSON object as the client sent it
 
 
-def load_json(schema: Schema, header_errors: dict[str, Any] | None = None) -> LoadedBody:
-    """Read the body and load it with a schema; every broken rule of every field (and of
-    the headers the caller checked) is reported at once (400 VALIDATION_ERROR)."""
-    return load_fields(schema, read_json_object(), header_errors)
-
-
 def load_fields(
     schema: Schema, body: dict[str, Any], header_errors: dict[str, Any] | None = None
 ) -> LoadedBody:
-    """Load a body already read (when a check comes between reading and the rules)."""
+    """Load a body already read with a schema; every broken rule of every field (and of
+    the headers the caller checked) is reported at once (400 VALIDATION_ERROR)."""
     errors = dict(header_errors or {})
     fields: dict[str, Any] = {}
     try:
@@ -135,3 +132,35 @@ def load_fields(
     if errors:
         raise ValidationFailed(fields=errors)
     return LoadedBody(fields, body)
+
+
+# The attribute on a view that says which schema loads its body (app.api.docs reads it).
+BODY_ATTRIBUTE = "openapi_body"
+R = TypeVar("R")
+
+
+def body(
+    schema_class: type[Schema],
+    *,
+    before_rules: Callable[[], dict[str, list[str]] | None] | None = None,
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Decorator, as microblog-api's @body: read the JSON body strictly, load it with the
+    schema (one instance, made here) and call the view with the LoadedBody first. The
+    OpenAPI document takes the request body (and its 400/413/415 answers) from it.
+
+    `before_rules`, if given, runs after the body is read and before its rules: it may
+    refuse the request (the role check of PATCH /company) or return errors of its own
+    (a header's) to be reported with the fields'."""
+    schema = schema_class()
+
+    def decorate(view: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> R:
+            raw = read_json_object()
+            extra = before_rules() if before_rules is not None else None
+            return view(load_fields(schema, raw, extra), *args, **kwargs)
+
+        setattr(wrapper, BODY_ATTRIBUTE, schema_class)
+        return wrapper
+
+    return decorate

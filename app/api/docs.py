@@ -33,16 +33,19 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 from marshmallow import Schema
 
+from app.api.body import BODY_ATTRIBUTE
 from app.errors import (
     APIError,
     InternalError,
     InvalidJSON,
+    InvalidToken,
     PayloadTooLarge,
     ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from app.schemas import ErrorEnvelopeSchema
+from app.tokens import BEARER_ATTRIBUTE
 
 JSON = "application/json"
 ATTRIBUTE = "openapi_operation"
@@ -81,11 +84,21 @@ class Operation:
 
 
 def documented(**declaration: Any) -> Callable[[View], View]:
-    """Attach the view's OpenAPI declaration (see Operation) to it."""
-    operation = Operation(**declaration)
+    """Attach the view's OpenAPI declaration (see Operation) to it. What the decorators
+    below it say is added: @body's schema (and the answers to a bad body), and
+    @require_access_token's bearer security (and its 401)."""
 
     def attach(view: View) -> View:
-        setattr(view, ATTRIBUTE, operation)
+        details = dict(declaration)
+        errors = list(details.pop("errors", ()))
+        schema = getattr(view, BODY_ATTRIBUTE, None)
+        if schema is not None:
+            details["body"] = schema
+            errors = [*BODY_ERRORS, *errors]
+        if getattr(view, BEARER_ATTRIBUTE, False):
+            details["bearer"] = True
+            errors = [InvalidToken, *errors]
+        setattr(view, ATTRIBUTE, Operation(**details, errors=errors))
         return view
 
     return attach

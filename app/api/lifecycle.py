@@ -5,21 +5,11 @@ account use cases do the rest; mails go out through the outbox, never inline."""
 from flask import Blueprint, Response, g
 
 from app import accounts, ratelimit
-from app.api.body import load_json
-from app.api.docs import BODY_ERRORS, SERVER_ERRORS, documented
+from app.api.body import LoadedBody, body
+from app.api.docs import SERVER_ERRORS, documented
 from app.api.responses import accepted, auth_response, user_response
-from app.errors import (
-    EmailAlreadyVerified,
-    InvalidLink,
-    InvalidToken,
-    RateLimited,
-    WrongPassword,
-)
+from app.errors import EmailAlreadyVerified, InvalidLink, RateLimited, WrongPassword
 from app.schemas import (
-    CHANGE_PASSWORD_SCHEMA,
-    FORGOT_PASSWORD_SCHEMA,
-    LINK_TOKEN_SCHEMA,
-    RESET_PASSWORD_SCHEMA,
     AcceptedEnvelopeSchema,
     AuthEnvelopeSchema,
     ChangePasswordRequestSchema,
@@ -39,15 +29,14 @@ bp = Blueprint("lifecycle", __name__, url_prefix="/api/v1/auth")
     description="Good for EMAIL_VERIFY_TTL_SECONDS, for the address it was sent to, and "
     "again while that is still the account's address.",
     tags=["account lifecycle"],
-    body=LinkTokenRequestSchema,
     response=(200, UserEnvelopeSchema, "The address is verified"),
-    errors=[*BODY_ERRORS, InvalidLink, *SERVER_ERRORS],
+    errors=[InvalidLink, *SERVER_ERRORS],
     no_store=True,
 )
-def verify_email() -> Response:
+@body(LinkTokenRequestSchema)
+def verify_email(loaded: LoadedBody) -> Response:
     """The verification link's token in, the verified account out."""
-    fields = load_json(LINK_TOKEN_SCHEMA).fields
-    return user_response(accounts.verify_email(fields["token"]))
+    return user_response(accounts.verify_email(loaded.fields["token"]))
 
 
 @bp.post("/email/verification")
@@ -55,9 +44,8 @@ def verify_email() -> Response:
     summary="Send a new verification mail",
     description="Takes no body (one that is sent is ignored).",
     tags=["account lifecycle"],
-    bearer=True,
     response=(202, AcceptedEnvelopeSchema, "The mail will go out"),
-    errors=[InvalidToken, EmailAlreadyVerified, RateLimited, *SERVER_ERRORS],
+    errors=[EmailAlreadyVerified, RateLimited, *SERVER_ERRORS],
 )
 @require_access_token
 def send_verification() -> Response:
@@ -73,15 +61,14 @@ def send_verification() -> Response:
     "about the same time; at most RATELIMIT_MAIL_PER_ADDRESS mails per address (beyond "
     "that, still 202 and no mail).",
     tags=["account lifecycle"],
-    body=ForgotPasswordRequestSchema,
     response=(202, AcceptedEnvelopeSchema, "A reset mail goes out if an account has it"),
-    errors=[*BODY_ERRORS, RateLimited, *SERVER_ERRORS],
+    errors=[RateLimited, *SERVER_ERRORS],
 )
-def forgot_password() -> Response:
+@body(ForgotPasswordRequestSchema)
+def forgot_password(loaded: LoadedBody) -> Response:
     """The address in; a reset mail out if an account has it."""
-    fields = load_json(FORGOT_PASSWORD_SCHEMA).fields
     ratelimit.limit_password_forgot()
-    accounts.forgot_password(fields["email"])
+    accounts.forgot_password(loaded.fields["email"])
     return accepted()
 
 
@@ -91,15 +78,14 @@ def forgot_password() -> Response:
     description="Good once and for PASSWORD_RESET_TTL_SECONDS; revokes every earlier "
     "access token and counts as proof of the address.",
     tags=["account lifecycle"],
-    body=ResetPasswordRequestSchema,
     response=(200, AuthEnvelopeSchema, "The new password is set"),
-    errors=[*BODY_ERRORS, InvalidLink, *SERVER_ERRORS],
+    errors=[InvalidLink, *SERVER_ERRORS],
     no_store=True,
 )
-def reset_password() -> Response:
+@body(ResetPasswordRequestSchema)
+def reset_password(loaded: LoadedBody) -> Response:
     """The reset link's token and a new password in, a fresh token out."""
-    fields = load_json(RESET_PASSWORD_SCHEMA).fields
-    account = accounts.reset_password(fields["token"], fields["password"])
+    account = accounts.reset_password(loaded.fields["token"], loaded.fields["password"])
     return auth_response(account.user, issue_access_token(account.user, account.credential))
 
 
@@ -109,16 +95,15 @@ def reset_password() -> Response:
     description="Proved by the current password; every other access token of the account "
     "is revoked. Limited like log-in.",
     tags=["account lifecycle"],
-    bearer=True,
-    body=ChangePasswordRequestSchema,
     response=(200, AuthEnvelopeSchema, "The new password is set"),
-    errors=[InvalidToken, *BODY_ERRORS, RateLimited, WrongPassword, *SERVER_ERRORS],
+    errors=[RateLimited, WrongPassword, *SERVER_ERRORS],
     no_store=True,
 )
 @require_access_token
-def change_password() -> Response:
+@body(ChangePasswordRequestSchema)
+def change_password(loaded: LoadedBody) -> Response:
     """Current and new password in, a fresh token out."""
-    fields = load_json(CHANGE_PASSWORD_SCHEMA).fields
+    fields = loaded.fields
     ratelimit.limit_password_proof(g.current_user.id)
     account = accounts.change_password(
         g.current_user, fields["current_password"], fields["new_password"]

@@ -3,16 +3,11 @@
 from flask import Blueprint, Response, g
 
 from app import accounts, ratelimit
-from app.api.body import load_json
-from app.api.docs import BODY_ERRORS, SERVER_ERRORS, documented
+from app.api.body import LoadedBody, body
+from app.api.docs import SERVER_ERRORS, documented
 from app.api.responses import auth_response, no_content, user_response
-from app.errors import InvalidCredentials, InvalidToken, RateLimited
-from app.schemas import (
-    LOGIN_SCHEMA,
-    AuthEnvelopeSchema,
-    LoginRequestSchema,
-    UserEnvelopeSchema,
-)
+from app.errors import InvalidCredentials, RateLimited
+from app.schemas import AuthEnvelopeSchema, LoginRequestSchema, UserEnvelopeSchema
 from app.tokens import issue_access_token, require_access_token
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/v1/auth")
@@ -22,14 +17,14 @@ bp = Blueprint("sessions", __name__, url_prefix="/api/v1/auth")
 @documented(
     summary="Log in",
     tags=["sessions"],
-    body=LoginRequestSchema,
     response=(200, AuthEnvelopeSchema, "Logged in"),
-    errors=[*BODY_ERRORS, InvalidCredentials, RateLimited, *SERVER_ERRORS],
+    errors=[InvalidCredentials, RateLimited, *SERVER_ERRORS],
     no_store=True,
 )
-def login() -> Response:
+@body(LoginRequestSchema)
+def login(loaded: LoadedBody) -> Response:
     """E-mail and password in, a fresh access token and the user out."""
-    fields = load_json(LOGIN_SCHEMA).fields
+    fields = loaded.fields
     ratelimit.limit_login(fields["email"])
     account = accounts.authenticate(fields["email"], fields["password"])
     return auth_response(account.user, issue_access_token(account.user, account.credential))
@@ -39,9 +34,8 @@ def login() -> Response:
 @documented(
     summary="The user the access token belongs to",
     tags=["sessions"],
-    bearer=True,
     response=(200, UserEnvelopeSchema, "The user"),
-    errors=[InvalidToken, *SERVER_ERRORS],
+    errors=[*SERVER_ERRORS],
     no_store=True,
 )
 @require_access_token
@@ -54,9 +48,8 @@ def me() -> Response:
 @documented(
     summary="Revoke every access token of the account",
     tags=["sessions"],
-    bearer=True,
     response=(204, None, "Tokens revoked"),
-    errors=[InvalidToken, *SERVER_ERRORS],
+    errors=[*SERVER_ERRORS],
 )
 @require_access_token
 def logout() -> Response:

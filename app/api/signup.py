@@ -6,12 +6,12 @@ from typing import Any
 from flask import Blueprint, Response
 
 from app import accounts, idempotency, ratelimit
-from app.api.body import load_json
-from app.api.docs import BODY_ERRORS, SERVER_ERRORS, documented
+from app.api.body import LoadedBody, body
+from app.api.docs import SERVER_ERRORS, documented
 from app.api.responses import auth_response
 from app.errors import EmailTaken, IdempotencyKeyInProgress, IdempotencyKeyReused, RateLimited
 from app.repository import Account
-from app.schemas import SIGNUP_SCHEMA, AuthEnvelopeSchema, SignupRequestSchema
+from app.schemas import AuthEnvelopeSchema, SignupRequestSchema
 from app.tokens import issue_access_token
 
 bp = Blueprint("signup", __name__, url_prefix="/api/v1/auth")
@@ -30,7 +30,6 @@ IDEMPOTENCY_KEY_PARAMETER = {
     },
 }
 SIGNUP_ERRORS = [
-    *BODY_ERRORS,
     EmailTaken,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -43,24 +42,26 @@ SIGNUP_ERRORS = [
 SIGNUP_OPERATION: dict[str, Any] = {
     "tags": ["sign-up"],
     "parameters": [IDEMPOTENCY_KEY_PARAMETER],
-    "body": SignupRequestSchema,
     "response": (201, AuthEnvelopeSchema, "Account created"),
     "errors": SIGNUP_ERRORS,
     "no_store": True,
 }
 
 
-def sign_up(kind: str) -> Response:
-    """Validate (body and Idempotency-Key), then create the account once per key; a retry
+def key_header_errors() -> dict[str, list[str]]:
+    """The Idempotency-Key header's errors, reported with the body's."""
+    return idempotency.read_key_header().errors
+
+
+def sign_up(kind: str, loaded: LoadedBody) -> Response:
+    """Validated (body and Idempotency-Key), create the account once per key; a retry
     gets the first account again, with a valid token, and spends no rate-limit budget."""
-    header = idempotency.read_key_header()
-    loaded = load_json(SIGNUP_SCHEMA, header.errors)
 
     def create() -> Account:
         ratelimit.limit_signup()
         return accounts.sign_up(kind, loaded.fields)
 
-    account = idempotency.run_once(header.key, loaded.body, create)
+    account = idempotency.run_once(idempotency.read_key_header().key, loaded.body, create)
     # Signed as of the credential's start: a replay answers with the very same token.
     token = issue_access_token(account.user, account.credential, now=account.credential.created_at)
     return auth_response(account.user, token, status=201)
@@ -72,9 +73,10 @@ def sign_up(kind: str) -> Response:
     description="Creates a user, a new company and the Admin system role (the website).",
     **SIGNUP_OPERATION,
 )
-def admin_signup() -> Response:
+@body(SignupRequestSchema, before_rules=key_header_errors)
+def admin_signup(loaded: LoadedBody) -> Response:
     """Register an admin with a new company (used by the website)."""
-    return sign_up("admin")
+    return sign_up("admin", loaded)
 
 
 @bp.post("/customer/signup")
@@ -83,6 +85,7 @@ def admin_signup() -> Response:
     description="Creates a user with the Customer role and no company (the mobile app).",
     **SIGNUP_OPERATION,
 )
-def customer_signup() -> Response:
+@body(SignupRequestSchema, before_rules=key_header_errors)
+def customer_signup(loaded: LoadedBody) -> Response:
     """Register a customer, without a company (used by the mobile app)."""
-    return sign_up("customer")
+    return sign_up("customer", loaded)
