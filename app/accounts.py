@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from flask import has_request_context
 
 from app import links, mail, passwords, ratelimit, repository
-from app.emails import email_key
+from app.email_address import email_key
 from app.errors import (
     EmailAlreadyVerified,
     EmailTaken,

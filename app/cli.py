@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 
 from app import accounts, idempotency, repository
-from app.emails import canonical_email
+from app.email_address import canonical_email
 from app.errors import EmailTaken
 from app.models import User, utc_now
 from app.schemas import SIGNUP_SCHEMA, USER_SCHEMA

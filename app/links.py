@@ -15,7 +15,7 @@ from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from app import repository
-from app.emails import email_key
+from app.email_address import email_key
 from app.errors import InvalidLink
 from app.models import User
 

@@ -31,7 +31,7 @@ from flask import Flask, current_app, has_request_context, request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app import links, metrics, ratelimit, repository
-from app.emails import email_key
+from app.email_address import email_key
 from app.models import OutboxMail, utc_now
 from config import ConfigError
 
@@ -407,7 +407,9 @@ class MailSender:
         """Claim and send the mails that are due; how many were claimed."""
         with self.app.app_context():
             now = utc_now()
-            mails = repository.claim_mails(now, now + timedelta(seconds=LEASE_SECONDS), BATCH)
+            mails = repository.claim_mails(
+                now=now, lease_until=now + timedelta(seconds=LEASE_SECONDS), limit=BATCH
+            )
             if not mails:
                 return 0
             transport = transport_for(self.app)
@@ -443,7 +445,7 @@ class MailSender:
             self._temporary_failure(mail, error, now)
             return
         except PermanentFailure as error:
-            repository.mail_failed(mail, str(error))
+            repository.mail_failed(mail=mail, error=str(error))
             metrics.MAILS.labels(mail.kind, "failed").inc()
             log.warning("mail %s %s refused: %s", mail.id, mail.kind, error)
             return
@@ -456,11 +458,13 @@ class MailSender:
         deadline = _aware(mail.created_at) + timedelta(hours=float(config["MAIL_RETRY_HOURS"]))
         delay = retry_delay(mail.attempts, int(config["MAIL_RETRY_MAX_SECONDS"]))
         if now + timedelta(seconds=delay) > deadline:
-            repository.mail_failed(mail, str(error))
+            repository.mail_failed(mail=mail, error=str(error))
             metrics.MAILS.labels(mail.kind, "failed").inc()
             log.warning("mail %s %s given up: %s", mail.id, mail.kind, error)
         else:
-            repository.mail_retry_at(mail, now + timedelta(seconds=delay), str(error))
+            repository.mail_retry_at(
+                mail=mail, when=now + timedelta(seconds=delay), error=str(error)
+            )
             metrics.MAILS.labels(mail.kind, "retried").inc()
 
 

@@ -65,7 +65,7 @@ class Company(Model):
 
 class User(Model):
     """An account. `email` is stored in its canonical form; `email_key`, its comparison
-    form, is unique (app.emails): every spelling of one mailbox is one account."""
+    form, is unique (app.email_address): every spelling of one mailbox is one account."""
 
     __tablename__ = "users"
 

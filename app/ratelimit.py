@@ -15,7 +15,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from limits import parse
 
-from app.emails import email_key
+from app.email_address import email_key
 from app.errors import RateLimited
 from app.observability import client_ip
 

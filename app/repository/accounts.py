@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from app.emails import email_key
+from app.email_address import email_key
 from app.extensions import db
 from app.models import (
     ADMIN_ROLE,

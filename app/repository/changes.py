@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.emails import email_key
+from app.email_address import email_key
 from app.extensions import db
 from app.models import OutboxMail, SigningCredential, User, utc_now
 from app.repository.accounts import Account, new_credential

@@ -6,7 +6,7 @@ Create Date: 2026-11-27
 
 Every stored address is rewritten in its canonical form (email-validator's normalised
 address, lower-cased) and gets `email_key`, its NFKC case-folded comparison form, which
-is unique instead of the address itself (app.emails).
+is unique instead of the address itself (app.email_address).
 
 Two rows whose addresses name one mailbox cannot both own that key. Nothing is dropped
 and the upgrade does not fail: the oldest account keeps the mailbox (and logs in with
@@ -20,7 +20,7 @@ import logging
 import sqlalchemy as sa
 from alembic import op
 
-from app.emails import canonical_email, email_key
+from app.email_address import canonical_email, email_key
 
 revision = "0003_email_comparison_key"
 down_revision = "0002_audit_and_idempotency"
