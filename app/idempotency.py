@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,8 @@ from flask import current_app, g, request
 
 from app import repository
 from app.errors import EmailTaken, IdempotencyKeyInProgress, IdempotencyKeyReused
-from app.models import IdempotencyKey
+from app.models import IdempotencyKey, as_utc, utc_now
+from app.secret_key import derived_key
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
@@ -75,20 +76,13 @@ def fingerprint(body: dict[str, Any]) -> str:
     """A keyed hash of the JSON body (key order and spacing ignored). Keyed, because
     the body holds the password: a plain hash in the database could be brute-forced."""
     canonical = canonical_json(body)
-    secret = hmac.new(current_app.config["SECRET_KEY"].encode(), b"idempotency", "sha256")
-    return hmac.new(
-        secret.digest(), canonical.encode("utf-8", "surrogatepass"), hashlib.sha256
-    ).hexdigest()
+    secret = derived_key(b"idempotency")
+    return hmac.new(secret, canonical.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def expiry_cut_off() -> datetime:
     """Keys created before this have expired."""
-    return datetime.now(UTC) - timedelta(seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes: they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return utc_now() - timedelta(seconds=current_app.config["IDEMPOTENCY_TTL_SECONDS"])
 
 
 def _claim(endpoint: str, key: str, body_fingerprint: str) -> repository.Claim:
@@ -99,7 +93,7 @@ def _claim(endpoint: str, key: str, body_fingerprint: str) -> repository.Claim:
     claim = repository.claim_idempotency_key(
         endpoint=endpoint, key=key, fingerprint=body_fingerprint
     )
-    if not claim.mine and claim.row is not None and _as_utc(claim.row.created_at) < cut_off:
+    if not claim.mine and claim.row is not None and as_utc(claim.row.created_at) < cut_off:
         repository.purge_idempotency_keys(created_before=cut_off, endpoint=endpoint, key=key)
         claim = repository.claim_idempotency_key(
             endpoint=endpoint, key=key, fingerprint=body_fingerprint
@@ -172,7 +166,7 @@ def _first_answer(row: IdempotencyKey) -> repository.Account | None:
     if credential is None:
         return None
     lifetime = timedelta(seconds=current_app.config["ACCESS_TOKEN_TTL_SECONDS"])
-    if credential.created_at + lifetime <= datetime.now(UTC):
+    if credential.created_at + lifetime <= utc_now():
         return None
     return repository.Account(user, credential)
 

@@ -18,6 +18,7 @@ from app import repository
 from app.email_address import email_key
 from app.errors import InvalidLink
 from app.models import User
+from app.secret_key import derived_key
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"
@@ -43,8 +44,7 @@ class LinkClaims(NamedTuple):
 
 def _purpose_secret(purpose: str) -> bytes:
     """A secret of this purpose's own, derived from SECRET_KEY."""
-    secret_key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret_key, DERIVATION_CONTEXT + purpose.encode(), hashlib.sha256).digest()
+    return derived_key(DERIVATION_CONTEXT + purpose.encode())
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

@@ -33,8 +33,14 @@ def new_uuid() -> str:
 
 
 def utc_now() -> datetime:
-    """Return the current time, timezone-aware, in UTC."""
+    """Return the current time, timezone-aware, in UTC (the service's one clock)."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from the database, timezone-aware: SQLite hands back naive
+    datetimes, which were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Role(Model):

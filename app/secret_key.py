@@ -1,10 +1,13 @@
-"""SECRET_KEY: required and strong in production; generated once in development."""
+"""SECRET_KEY: required and strong in production; generated once in development; and the
+one derivation of every secret the service makes from it."""
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
 
-from flask import Flask
+from flask import Flask, current_app
 
 from config import MIN_SECRET_KEY_BYTES, MIN_SECRET_KEY_DISTINCT, ConfigError
 
@@ -50,3 +53,11 @@ def load_or_create_instance_secret(instance_path: str) -> str:
         key = secrets.token_urlsafe(48)
         created.write(key)
     return key
+
+
+def derived_key(context: bytes) -> bytes:
+    """A secret of its own for one use, derived from SECRET_KEY: HMAC-SHA256 of the use's
+    context (a token credential's key, a link purpose, the idempotency fingerprints). A
+    copy of the database alone holds none of them; changing SECRET_KEY changes them all."""
+    secret_key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret_key, context, hashlib.sha256).digest()

@@ -7,12 +7,10 @@ deleting or rotating a credential revokes every token signed with it.
 
 import binascii
 import functools
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import jwt
@@ -20,7 +18,9 @@ from flask import current_app, g, request
 
 from app import repository
 from app.errors import InvalidToken
-from app.models import SigningCredential, User
+from app.models import SigningCredential, User, utc_now
+from app.secret_key import derived_key
+from app.strict_json import object_without_duplicates
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["company_id", "iss", "user_id", "iat", "exp"]
@@ -38,15 +38,14 @@ R = TypeVar("R")
 
 def credential_secret(key: str) -> bytes:
     """Derive the signing secret of a credential from SECRET_KEY and its key."""
-    secret_key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret_key, DERIVATION_CONTEXT + key.encode(), hashlib.sha256).digest()
+    return derived_key(DERIVATION_CONTEXT + key.encode())
 
 
 def issue_access_token(
     user: User, credential: SigningCredential, now: datetime | None = None
 ) -> str:
     """Sign an access token for the user with their credential."""
-    issued_at = now or datetime.now(UTC)
+    issued_at = now or utc_now()
     lifetime = timedelta(seconds=current_app.config["ACCESS_TOKEN_TTL_SECONDS"])
     claims = {
         "company_id": user.company_id or "",
@@ -58,20 +57,12 @@ def issue_access_token(
     return jwt.encode(claims, credential_secret(credential.key), algorithm=ALGORITHM)
 
 
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """object_pairs_hook that refuses a repeated key: `{"alg":"none","alg":"HS256"}` is
-    ambiguous, and an ambiguous token is not verified (the JSON reader keeps the last)."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("repeated key")
-    return result
-
-
 def _strict_json_segment(segment: str) -> dict[str, Any]:
-    """A header or payload segment as a JSON object with no repeated key."""
+    """A header or payload segment as a JSON object with no repeated key (`{"alg":"none",
+    "alg":"HS256"}` is ambiguous, and an ambiguous token is not verified)."""
     try:
         value = json.loads(
-            jwt.utils.base64url_decode(segment), object_pairs_hook=_object_without_duplicates
+            jwt.utils.base64url_decode(segment), object_pairs_hook=object_without_duplicates
         )
     except (ValueError, binascii.Error, TypeError, RecursionError):
         raise InvalidToken() from None

@@ -16,18 +16,16 @@ from flask import current_app, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import BadRequest, InvalidJSON, UnsupportedMediaType, ValidationFailed
+from app.errors import (
+    JSON_MIMETYPE,
+    BadRequest,
+    InvalidJSON,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from app.strict_json import RepeatedKey, object_without_duplicates
 
 MAX_DEPTH = 32
-JSON_MIMETYPE = "application/json"
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """object_pairs_hook that refuses a repeated key."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise InvalidJSON("The request body repeats a key.")
-    return result
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -59,10 +57,12 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
         value = json.loads(
             text,
-            object_pairs_hook=_object_without_duplicates,
+            object_pairs_hook=object_without_duplicates,
             parse_constant=_refuse_constant,
             parse_int=_parse_int,
         )
+    except RepeatedKey:
+        raise InvalidJSON("The request body repeats a key.") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidJSON() from None
     if not isinstance(value, dict):

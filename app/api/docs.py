@@ -35,6 +35,7 @@ from marshmallow import Schema
 
 from app.api.body import BODY_ATTRIBUTE
 from app.errors import (
+    JSON_MIMETYPE,
     APIError,
     InternalError,
     InvalidJSON,
@@ -47,7 +48,6 @@ from app.errors import (
 from app.schemas import ErrorEnvelopeSchema
 from app.tokens import BEARER_ATTRIBUTE
 
-JSON = "application/json"
 ATTRIBUTE = "openapi_operation"
 # What every endpoint that reads a JSON body may answer, and every one that uses the
 # database.
@@ -79,7 +79,7 @@ class Operation:
     bearer: bool = False
     no_store: bool = False
     response_headers: dict[str, Any] = field(default_factory=dict)
-    content_type: str = JSON
+    content_type: str = JSON_MIMETYPE
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,7 +104,7 @@ def documented(**declaration: Any) -> Callable[[View], View]:
     return attach
 
 
-def _content(schema: SchemaRef, content_type: str = JSON) -> dict[str, Any]:
+def _content(schema: SchemaRef, content_type: str = JSON_MIMETYPE) -> dict[str, Any]:
     """A content object for a schema class (apispec makes it a $ref) or an inline schema."""
     return {content_type: {"schema": schema}}
 

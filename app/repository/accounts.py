@@ -5,7 +5,7 @@ import json
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ from app.models import (
     Role,
     SigningCredential,
     User,
+    as_utc,
     new_uuid,
 )
 from app.repository.audit import AuditContext, write_event
@@ -242,11 +243,6 @@ def create_customer_account(
     )
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes: they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def find_credential(key: str) -> SigningCredential | None:
     """The signing credential with this key and its account (see _user_of), or None:
     read with Core on every request with a bearer token."""
@@ -273,7 +269,7 @@ def live_credential(*, credential_id: str, user: User) -> SigningCredential | No
         id=credential_id,
         key=values["key"],
         user_id=user.id,
-        created_at=_aware(values["created_at"]),
+        created_at=as_utc(values["created_at"]),
     )
     set_committed_value(credential, "user", user)
     return credential
