@@ -45,7 +45,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	TEST_EXAMPLES_SCALE=0.25 $(BIN)/python -m pytest -n 2 -m "not postgres" tests/unit tests/api $(PYTEST_ARGS)
 
-## lint: ruff check, ruff format check and mypy over app/ and config.py, as CI runs them
+## lint: ruff check, ruff format check and mypy --strict over app/ and config.py, as CI runs them
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -103,7 +103,8 @@ class HashGate:
 
 def _hasher() -> PasswordHasher:
     """Return the current app's hasher."""
-    return current_app.extensions[EXTENSION_KEY]
+    hasher: PasswordHasher = current_app.extensions[EXTENSION_KEY]
+    return hasher
 
 
 @contextmanager

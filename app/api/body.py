@@ -91,7 +91,7 @@ def read_body() -> bytes:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is None and request.environ.get("wsgi.input_terminated"):
         try:
-            data = request.environ["wsgi.input"].read(limit + 1)
+            data: bytes = request.environ["wsgi.input"].read(limit + 1)
         except Exception:  # noqa: BLE001 - each server has its own errors for a broken
             # chunked encoding or a client that went away; all mean "no readable body",
             # which is HTTP's failure, not JSON's: the contract's BAD_REQUEST

@@ -28,7 +28,7 @@ def registry() -> CollectorRegistry:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return REGISTRY
     collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected)
+    multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
     return collected
 
 

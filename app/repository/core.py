@@ -8,11 +8,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.extensions import db
+from app.extensions import Base as Model
 from app.models import (
     AuditEvent,
     Company,
     IdempotencyKey,
-    Model,
     OutboxMail,
     Role,
     SigningCredential,

@@ -39,7 +39,7 @@ class CompanyOrEmpty(fields.Nested):
     ) -> Any:
         if value is None:
             return dict(EMPTY_COMPANY)
-        return super()._serialize(value, attr, obj, **kwargs)
+        return super()._serialize(value, attr, obj, **kwargs)  # type: ignore[no-untyped-call]
 
 
 class GrantSchema(Schema):
@@ -103,7 +103,8 @@ class SystemRole(fields.Nested):
         source = (value.name, value.description, value.category, value.permission)
         cached = self._dumps.get(value.id)
         if cached is None or cached[0] != source:
-            cached = self._dumps[value.id] = (source, super()._serialize(value, attr, obj))
+            dumped = super()._serialize(value, attr, obj)  # type: ignore[no-untyped-call]
+            cached = self._dumps[value.id] = (source, dumped)
         return cached[1]
 
 

@@ -15,7 +15,7 @@ PASSWORD_MAX = 128
 
 # A text rule's check: None when the value passes, else its message (or a list of them).
 Check = Callable[[str], str | list[str] | None]
-AnyField = TypeVar("AnyField", bound=fields.Field)
+AnyField = TypeVar("AnyField", bound=fields.Field[Any])
 
 
 class TrimmedString(fields.String):
@@ -215,7 +215,7 @@ class Normalised(TrimmedString):
             raise ValidationError(str(error)) from None
 
 
-class Refused(fields.Field):
+class Refused(fields.Field[Any]):
     """A key that may not be sent here: its message says where it belongs."""
 
     def __init__(self, message: str, **kwargs: Any) -> None:
