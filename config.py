@@ -198,6 +198,10 @@ class Config:
     DB_CONNECT_TIMEOUT_SECONDS = env_int("DB_CONNECT_TIMEOUT_SECONDS", 3, minimum=1)
     DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 3000, minimum=1)
     DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 2000, minimum=1)
+    # All the waits of one request on Postgres together (connecting, a connection's
+    # check, statements, the commit), bounded by the client: a silent network is never
+    # seen by the server's timeouts (app/database.py). The mail sender's rounds too.
+    DB_REQUEST_TIMEOUT_MS = env_int("DB_REQUEST_TIMEOUT_MS", 3000, minimum=100)
     SQLITE_BUSY_TIMEOUT_MS = env_int("SQLITE_BUSY_TIMEOUT_MS", 3000, minimum=1)
     # NORMAL, SQLite's advice for WAL mode: no fsync per commit (measured: bench/results/
     # tuning.md); a power cut may lose the last commits, never the database. FULL fsyncs

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import api, identity, mail, observability, passwords, ratelimit
 from app.api.platform import VerifyFastPath
-from app.database import configure_database, install_connection_hooks
+from app.database import configure_database, install_connection_hooks, with_request_budget
 from app.errors import register_error_handlers
 from app.extensions import db, migrate
 from app.secret_key import configure_secret_key
@@ -99,9 +99,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_middleware(app: Flask) -> None:
-    """WSGI middleware around the app (Flask's documented way to wrap it): the /verify
-    fast path, then, outermost, the proxy fix, so that both see the real client."""
-    fast_path = VerifyFastPath(app, app.wsgi_app)
+    """WSGI middleware around the app (Flask's documented way to wrap it): the request's
+    database time (Postgres), the /verify fast path (which sets its own), then,
+    outermost, the proxy fix, so that all of them see the real client."""
+    fast_path = VerifyFastPath(app, with_request_budget(app, app.wsgi_app))
     app.wsgi_app = fast_path  # type: ignore[method-assign]  # an attribute, on purpose
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:

@@ -30,7 +30,7 @@ import idna
 from flask import Flask, current_app, has_request_context, request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from app import links, metrics, ratelimit, repository
+from app import database, links, metrics, ratelimit, repository
 from app.email_address import email_key
 from app.models import OutboxMail, utc_now
 from config import ConfigError
@@ -52,6 +52,8 @@ BATCH = 20
 # most, and only under load: otherwise it leaves at once.
 GATHER_SECONDS = 0.2
 GATHER_WAKES = 3
+# The longest pause of a sender whose rounds keep failing (the database unreachable).
+FAILING_PAUSE_SECONDS = 30
 
 _environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -349,7 +351,7 @@ def transport_for(app: Flask) -> Transport:
 
 def retry_delay(attempts: int, longest: int) -> float:
     """5 s, doubling per attempt, at most `longest`, up to 20 % later (jitter)."""
-    base = min(FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1), longest)
+    base = float(min(FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1), longest))
     return base * (1 + random.uniform(0, JITTER))
 
 
@@ -392,14 +394,24 @@ class MailSender:
 
     def _loop(self) -> None:
         poll = float(self.app.config["MAIL_POLL_SECONDS"])
+        database_time = self.app.config["DB_REQUEST_TIMEOUT_MS"] / 1000
+        failures = 0  # rounds failed in a row (the database unreachable): the pause doubles
         while not self.stopping.is_set():
             try:
-                busy = self.deliver_due() >= BATCH
+                with database.budget(database_time):
+                    busy = self.deliver_due() >= BATCH
             except Exception as error:  # noqa: BLE001 - the loop must survive anything
-                log.warning("mail sender: %s", type(error).__name__)
+                failures += 1
+                if failures == 1:  # said once, not at every try
+                    log.warning("mail sender: %s; trying ever less often", type(error).__name__)
                 busy = False
+            else:
+                if failures:
+                    log.info("mail sender: working again after %d failed rounds", failures)
+                failures = 0
             if not busy:
-                if self.wake_up.wait(poll) and self._under_load():
+                pause = min(poll * 2 ** min(failures, 16), max(poll, FAILING_PAUSE_SECONDS))
+                if self.wake_up.wait(pause) and self._under_load():
                     self.stopping.wait(GATHER_SECONDS)  # let the next mails join the batch
                 self.wake_up.clear()
 

@@ -7,7 +7,9 @@ import threading
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target. `cut()` drops every connection and then
     refuses new ones (or, with blackhole=True, accepts them and never answers);
-    `restore()` forwards again."""
+    `partition()` is a network gone silent: the open connections stay open (their
+    bytes are taken, and acknowledged, but go nowhere) and new ones are accepted and
+    never answered; `restore()` drops every connection and forwards again."""
 
     def __init__(self, target_host, target_port):
         self.target = (target_host, target_port)
@@ -50,7 +52,8 @@ class TcpProxy:
     def _pump(self, source, sink):
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if self.mode == "open":  # partitioned: read, and dropped
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
@@ -74,8 +77,13 @@ class TcpProxy:
         for sock in current:
             self._close(sock)
 
+    def partition(self):
+        """Forward nothing more, in either direction, and close nothing: open connections
+        hang, new ones are accepted and never answered."""
+        self.mode = "blackhole"
+
     def restore(self):
-        """Forward new connections again."""
+        """Drop every connection (what was sent meanwhile is lost); forward new ones."""
         self.cut()
         self.mode = "open"
 

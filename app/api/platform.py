@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, current_app, request, url_for
 
-from app import identity, metrics, observability
+from app import database, identity, metrics, observability
 from app.api.docs import SERVER_ERRORS, documented
 from app.api.responses import not_cached, raw_json
 from app.errors import (
@@ -23,6 +23,7 @@ from app.errors import (
     UnsupportedMediaType,
     ValidationFailed,
     envelope,
+    is_connection_error,
 )
 from app.schemas import IdentityEnvelopeSchema, IntrospectionSchema
 from app.tokens import BEARER_PATTERN, bearer_token
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 bp = Blueprint("platform", __name__, url_prefix="/api/v1/auth")
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
+# Where the fast path leaves the database failure it met, for the view to answer with.
+DATABASE_FAILURE = "lumyri.verify.database_failure"
 VERIFY_VALID = metrics.TOKEN_CHECKS.labels("verify", "valid")
 VERIFY_INVALID = metrics.TOKEN_CHECKS.labels("verify", "invalid")
 INTROSPECT = {
@@ -76,7 +79,11 @@ INTROSPECTION_BODY = {
     no_store=True,
 )
 def verify() -> Response:
-    """200 with the identity headers for a valid bearer token, 401 otherwise."""
+    """200 with the identity headers for a valid bearer token, 401 otherwise (503 when
+    the fast path found the database unreachable: it is not asked twice)."""
+    failure = request.environ.get(DATABASE_FAILURE)
+    if failure is not None:
+        raise failure
     try:
         who = identity.identify(bearer_token())
     except InvalidToken:
@@ -127,6 +134,8 @@ class VerifyFastPath:
         with app.test_request_context():
             self.path = url_for("platform.verify")
         self.log = bool(app.config["LOG_VERIFY_REQUESTS"])
+        # A cache miss's read gets a request's database time (it comes before Flask's).
+        self.database_time = app.config["DB_REQUEST_TIMEOUT_MS"] / 1000
         # A browser's cross-origin call gets Flask-CORS's headers: leave it to Flask.
         self.cors = bool(app.config["CORS_ORIGINS"])
 
@@ -138,7 +147,7 @@ class VerifyFastPath:
         match = BEARER_PATTERN.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
         if match is None or (self.cors and "HTTP_ORIGIN" in environ):
             return self.next(environ, start_response)
-        who = self.cache.get(match.group(1)) or self._identify(match.group(1))
+        who = self.cache.get(match.group(1)) or self._identify(match.group(1), environ)
         if who is None:  # refused, or the database failed: Flask answers (401, 503)
             return self.next(environ, start_response)
         body, headers = verify_answer(who)
@@ -153,13 +162,17 @@ class VerifyFastPath:
             )
         return [body] if method == "GET" else []
 
-    def _identify(self, token: str) -> identity.Identity | None:
+    def _identify(self, token: str, environ: WSGIEnvironment) -> identity.Identity | None:
         """A cache miss, verified here too (an app context, no request dispatch); None
-        when the token is refused or anything fails, for Flask to answer as usual."""
+        when the token is refused or anything fails, for Flask to answer as usual. A
+        database that cannot be reached is not asked again: the view answers with the
+        failure left in the environ (its 503, logged as every other)."""
         try:
-            with self.app.app_context():
+            with self.app.app_context(), database.budget(self.database_time):
                 return identity.identify(token)
-        except Exception:  # noqa: BLE001 - Flask's path gives the 401 or 503 of its own
+        except Exception as error:  # noqa: BLE001 - Flask's path gives the 401 or 503
+            if is_connection_error(error):
+                environ[DATABASE_FAILURE] = error
             return None
 
 
