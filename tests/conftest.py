@@ -15,6 +15,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import db
+from app.mail import EXTENSION_KEY
 from app.models import (
     AuditEvent,
     Company,
@@ -149,6 +150,28 @@ def app(database_url):
     with app.app_context():
         empty_account_tables()
         db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(app, database_url):
+    """Apps with settings of their own on the test's database (emptied by `app`)."""
+    built = []
+
+    def build(**settings):
+        built.append(create_app({"SQLALCHEMY_DATABASE_URI": database_url, **settings}))
+        return built[-1]
+
+    yield build
+    for each in built:
+        each.extensions[EXTENSION_KEY].stop()
+        with each.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def mail_app(make_app, smtp_server):
+    """An app that sends to the test's SMTP server."""
+    return make_app(SMTP_URL=smtp_server.url)
 
 
 @pytest.fixture

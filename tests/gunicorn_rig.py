@@ -4,23 +4,16 @@ import contextlib
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT, free_port
+
 SECRET_KEY = "e2e-secret-key-that-is-long-enough-0123456789"
 WORKERS = 3  # several worker processes, so races cross process boundaries
-
-
-def free_port():
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_env(database_url, port, **extra):

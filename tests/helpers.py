@@ -1,8 +1,15 @@
 """Helpers shared by the tests: request bodies, the API client and the contract's objects."""
 
+import base64
 import itertools
 import json
 import os
+import re
+import socket
+import subprocess
+import threading
+
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 # `make test-fast` sets TEST_EXAMPLES_SCALE below 1 for fewer generated examples in the
@@ -23,6 +30,7 @@ LOGIN_PATH = "/api/v1/auth/login"
 ME_PATH = "/api/v1/auth/me"
 LOGOUT_PATH = "/api/v1/auth/logout"
 PASSWORD = "Password@123"
+TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-.]+)")
 _emails = itertools.count(1)
 
 
@@ -166,3 +174,89 @@ def mailed_link_token(app, purpose, user_id, new_email=""):
 def bearer(token):
     """The Authorization header of an access token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def account(api, kind="customer", **changes):
+    """A new account, signed up with `signup_body(**changes)`: (token, user)."""
+    data = api.signup(kind, signup_body(**changes)).get_json()["data"]
+    return data["access_token"], data["user"]
+
+
+def b64(data):
+    """Unpadded base64url, as JWTs use."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def link_token(message):
+    """The token of the link in a mail's text part."""
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    (token,) = TOKEN_IN_LINK.findall(text)
+    return token
+
+
+def deliver(app):
+    """Run the app's mail sender once, as its thread would."""
+    from app.mail import EXTENSION_KEY
+
+    return app.extensions[EXTENSION_KEY].deliver_due()
+
+
+def at_once(count, send):
+    """Run `send(i)` in `count` threads released together; their results."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def run(index):
+        barrier.wait(10)
+        results[index] = send(index)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def together(*sends):
+    """Run each `send()` in its own thread, released together; their results in order."""
+    return at_once(len(sends), lambda index: sends[index]())
+
+
+def sample_in(text, name, absent=0, **labels):
+    """The value of sample `name` with these labels in a Prometheus text (`absent` if none)."""
+    for family in text_string_to_metric_families(text):
+        for item in family.samples:
+            if item.name == name and all(item.labels.get(k) == v for k, v in labels.items()):
+                return item.value
+    return absent
+
+
+def metric_sample(client, name, absent=0, **labels):
+    """The current value of one metric sample, read from /metrics with a test client."""
+    return sample_in(client.get("/metrics").get_data(as_text=True), name, absent, **labels)
+
+
+def free_port():
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_example(server, script, *args, **env):
+    """Run one of the examples/ scripts against a running server; its standard output."""
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "examples", script), *args],
+        env={**os.environ, "BASE_URL": server.base_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def run_example_json(server, script, *args, **env):
+    """Run one of the examples/ scripts against a running server; its output, parsed."""
+    return json.loads(run_example(server, script, *args, **env))

@@ -2,7 +2,6 @@
 earlier reset and e-mail-change link (also one that returned to the same address), and of
 several uses of one link at the same moment exactly one succeeds."""
 
-import threading
 import time
 
 import pytest
@@ -11,7 +10,15 @@ import sqlalchemy as sa
 from app import passwords, repository
 from app.extensions import db
 from app.models import OutboxMail, User
-from tests.helpers import Api, bearer, error_of, fresh_email, mailed_link_token, signup_body
+from tests.helpers import (
+    Api,
+    at_once,
+    bearer,
+    error_of,
+    fresh_email,
+    mailed_link_token,
+    signup_body,
+)
 
 RESET = "/api/v1/auth/password/reset"
 CHANGE = "/api/v1/auth/email/change"
@@ -115,23 +122,6 @@ def test_asking_for_a_second_reset_link_does_not_kill_the_first(app, api, owner)
     response = api.client.post(RESET, json={"token": first, "password": NEW_PASSWORD})
     assert response.status_code == 200
     assert_invalid_link(api.client.post(RESET, json={"token": first, "password": NEW_PASSWORD}))
-
-
-def at_once(count, send):
-    """Run `send(i)` in `count` threads released together; their results."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def run(index):
-        barrier.wait(10)
-        results[index] = send(index)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def test_one_reset_link_used_eight_times_at_once_succeeds_once(app, owner, monkeypatch):

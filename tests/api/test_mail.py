@@ -7,13 +7,22 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
-from app import create_app, links
+from app import links
 from app.extensions import db
 from app.mail import EXTENSION_KEY
 from app.models import AuditEvent, OutboxMail, utc_now
-from tests.helpers import PASSWORD, Api, error_of, fresh_email, signup_body
+from tests.helpers import (
+    PASSWORD,
+    Api,
+    bearer,
+    deliver,
+    error_of,
+    fresh_email,
+    link_token,
+    metric_sample,
+    signup_body,
+)
 
 VERIFY_EMAIL = "/api/v1/auth/email/verify"
 VERIFICATION = "/api/v1/auth/email/verification"
@@ -21,7 +30,6 @@ FORGOT = "/api/v1/auth/password/forgot"
 RESET = "/api/v1/auth/password/reset"
 CHANGE = "/api/v1/auth/password/change"
 NEW_PASSWORD = "Another@Pass9"
-TOKEN_IN_LINK = re.compile(r"token=([A-Za-z0-9_\-.]+)")
 # RFC 5322: UTC is +0000; -0000 says the zone is unknown.
 RFC5322_DATE_IN_UTC = re.compile(
     r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000"
@@ -29,36 +37,9 @@ RFC5322_DATE_IN_UTC = re.compile(
 
 
 @pytest.fixture
-def make_app(app, database_url):
-    """Apps with settings of their own on the test's database (emptied by `app`)."""
-    built = []
-
-    def build(**settings):
-        built.append(create_app({"SQLALCHEMY_DATABASE_URI": database_url, **settings}))
-        return built[-1]
-
-    yield build
-    for each in built:
-        each.extensions[EXTENSION_KEY].stop()
-        with each.app_context():
-            db.engine.dispose()
-
-
-@pytest.fixture
-def mail_app(make_app, smtp_server):
-    """An app that sends to the test's SMTP server."""
-    return make_app(SMTP_URL=smtp_server.url)
-
-
-@pytest.fixture
 def client(mail_app):
     """Its test client (so `api` uses it too)."""
     return mail_app.test_client()
-
-
-def deliver(app):
-    """Run the app's sender once, as its thread would."""
-    return app.extensions[EXTENSION_KEY].deliver_due()
 
 
 def outbox(app):
@@ -86,23 +67,12 @@ def html_of(message):
     return message.get_body(preferencelist=("html",)).get_content()
 
 
-def token_of(message):
-    """The link's token in the text part."""
-    (token,) = TOKEN_IN_LINK.findall(text_of(message))
-    return token
-
-
 def sign_up(api, kind="customer", **changes):
     """A new account: (token, user)."""
     response = api.signup(kind, signup_body(**changes))
     assert response.status_code == 201, response.get_json()
     data = response.get_json()["data"]
     return data["access_token"], data["user"]
-
-
-def bearer(token):
-    """The Authorization header."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 class TestDelivery:
@@ -264,7 +234,7 @@ class TestDelivery:
         def failing(*_args, **_kwargs):
             raise RuntimeError("the audit write failed")
 
-        monkeypatch.setattr(repository, "_insert_audit_event", failing)
+        monkeypatch.setattr(repository.accounts, "write_event", failing)
         response = api.signup("customer", signup_body())
         assert response.status_code == 500
         assert outbox(mail_app) == []
@@ -285,25 +255,12 @@ class TestDelivery:
 
 def mails_counted(client, kind, outcome):
     """lumyri_mails_total for a kind and outcome."""
-    text = client.get("/metrics").get_data(as_text=True)
-    for family in text_string_to_metric_families(text):
-        for item in family.samples:
-            if item.name == "lumyri_mails_total" and item.labels == {
-                "kind": kind,
-                "outcome": outcome,
-            }:
-                return item.value
-    return 0
+    return metric_sample(client, "lumyri_mails_total", kind=kind, outcome=outcome)
 
 
 def pending_gauge(client):
     """lumyri_mail_outbox_pending."""
-    text = client.get("/metrics").get_data(as_text=True)
-    for family in text_string_to_metric_families(text):
-        for item in family.samples:
-            if item.name == "lumyri_mail_outbox_pending":
-                return item.value
-    return None
+    return metric_sample(client, "lumyri_mail_outbox_pending", absent=None)
 
 
 def test_mail_metrics(mail_app, api, smtp_server):
@@ -327,14 +284,14 @@ class TestVerification:
         me = api.me(token).get_json()["data"]
         assert me["email_verified"] is False
         deliver(mail_app)
-        link_token = token_of(smtp_server.messages[0][2])
-        response = api.client.post(VERIFY_EMAIL, json={"token": link_token})
+        link = link_token(smtp_server.messages[0][2])
+        response = api.client.post(VERIFY_EMAIL, json={"token": link})
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "no-store"
         assert response.get_json()["data"]["email_verified"] is True
         assert response.get_json()["data"]["user"] == me["user"]
         assert api.me(token).get_json()["data"]["email_verified"] is True
-        again = api.client.post(VERIFY_EMAIL, json={"token": link_token})
+        again = api.client.post(VERIFY_EMAIL, json={"token": link})
         assert again.status_code == 200  # again, while it is still the address
         with mail_app.app_context():
             events = db.session.scalars(
@@ -362,7 +319,7 @@ class TestVerification:
         user_email = smtp_server.messages[0][1][0]
         api.client.post(FORGOT, json={"email": user_email})
         deliver(mail_app)
-        reset_token = token_of(smtp_server.messages[1][2])
+        reset_token = link_token(smtp_server.messages[1][2])
         response = api.client.post(VERIFY_EMAIL, json={"token": reset_token})
         assert response.status_code == 400 and error_of(response)["code"] == "INVALID_LINK"
 
@@ -383,7 +340,7 @@ class TestVerification:
         assert response.status_code == 202 and response.get_json() == {"error": None, "data": None}
         deliver(mail_app)
         assert [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages] == ["verify_email"] * 2
-        first, second = (token_of(m[2]) for m in smtp_server.messages)
+        first, second = (link_token(m[2]) for m in smtp_server.messages)
         assert api.client.post(VERIFY_EMAIL, json={"token": first}).status_code == 200
         assert api.client.post(VERIFY_EMAIL, json={"token": second}).status_code == 200
         refused = api.client.post(VERIFICATION, headers=bearer(token))
@@ -438,7 +395,7 @@ class TestForgotAndReset:
         self.forgot(api, user["email"])
         self.forgot(api, user["email"])  # a second link does not kill the first
         deliver(mail_app)
-        first, second = (token_of(m[2]) for m in smtp_server.messages[1:])
+        first, second = (link_token(m[2]) for m in smtp_server.messages[1:])
         response = api.client.post(RESET, json={"token": first, "password": NEW_PASSWORD})
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "no-store"
@@ -459,12 +416,12 @@ class TestForgotAndReset:
         _, user = sign_up(api)
         self.forgot(api, user["email"])
         deliver(mail_app)
-        link_token = token_of(smtp_server.messages[1][2])
-        response = api.client.post(RESET, json={"token": link_token, "password": "weak"})
+        link = link_token(smtp_server.messages[1][2])
+        response = api.client.post(RESET, json={"token": link, "password": "weak"})
         assert response.status_code == 400
         assert set(error_of(response)["fields"]) == {"password"}
         # still good: nothing was changed
-        ok = api.client.post(RESET, json={"token": link_token, "password": NEW_PASSWORD})
+        ok = api.client.post(RESET, json={"token": link, "password": NEW_PASSWORD})
         assert ok.status_code == 200
 
     def test_a_missing_token_and_password_are_reported_together(self, client):
@@ -722,7 +679,7 @@ class TestPerAddressCount:
         api = Api(limited_app.test_client())
         token, user = sign_up(api)  # spends 1 of the address's 3
         deliver(limited_app)
-        link = token_of(smtp_server.messages[0][2])
+        link = link_token(smtp_server.messages[0][2])
         assert api.client.post(VERIFY_EMAIL, json={"token": link}).status_code == 200
         for _ in range(3):  # 2 more spent, the third reset suppressed: the count is spent
             assert api.client.post(FORGOT, json={"email": user["email"]}).status_code == 202
@@ -755,7 +712,7 @@ class TestPerAddressCount:
         api = Api(limited_app.test_client())
         token, user = sign_up(api)
         deliver(limited_app)
-        link = token_of(smtp_server.messages[0][2])
+        link = link_token(smtp_server.messages[0][2])
         assert api.client.post(VERIFY_EMAIL, json={"token": link}).status_code == 200
         password = PASSWORD
         for round_ in range(4):

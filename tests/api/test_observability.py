@@ -12,19 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.extensions import db
 from app.observability import JsonFormatter, new_request_id
-from tests.helpers import PASSWORD, fresh_email, signup_body
+from tests.helpers import PASSWORD, fresh_email, metric_sample, signup_body
 
 MADE_ID = re.compile(r"[0-9a-f]{32}")  # a request id the service made
-
-
-def sample(client, name, **labels):
-    """The current value of one metric sample, read from /metrics (0 when absent)."""
-    text = client.get("/metrics").get_data(as_text=True)
-    for family in text_string_to_metric_families(text):
-        for item in family.samples:
-            if item.name == name and all(item.labels.get(k) == v for k, v in labels.items()):
-                return item.value
-    return 0
 
 
 class TestRequestId:
@@ -149,37 +139,40 @@ class TestMetrics:
 
     def test_requests_counted_by_endpoint_and_status(self, client):
         labels = {"method": "GET", "endpoint": "health.healthz", "status": "200"}
-        before = sample(client, "lumyri_http_requests_total", **labels)
+        before = metric_sample(client, "lumyri_http_requests_total", **labels)
         for _ in range(3):
             client.get("/healthz")
-        assert sample(client, "lumyri_http_requests_total", **labels) == before + 3
+        assert metric_sample(client, "lumyri_http_requests_total", **labels) == before + 3
         unmatched = {"method": "GET", "endpoint": "unmatched", "status": "404"}
-        before_404 = sample(client, "lumyri_http_requests_total", **unmatched)
+        before_404 = metric_sample(client, "lumyri_http_requests_total", **unmatched)
         client.get("/no/such/path/1")
         client.get("/no/such/path/2")
-        assert sample(client, "lumyri_http_requests_total", **unmatched) == before_404 + 2
+        assert metric_sample(client, "lumyri_http_requests_total", **unmatched) == before_404 + 2
 
     def test_made_up_methods_are_counted_as_other(self, client):
         """A client cannot create new time series by inventing HTTP methods."""
         other = {"method": "OTHER", "endpoint": "unmatched", "status": "405"}
-        before = sample(client, "lumyri_http_requests_total", **other)
+        before = metric_sample(client, "lumyri_http_requests_total", **other)
         for method in ("BREW", "WHEN", "XYZZY"):
             client.open("/healthz", method=method)
-        assert sample(client, "lumyri_http_requests_total", **other) == before + 3
+        assert metric_sample(client, "lumyri_http_requests_total", **other) == before + 3
         text = client.get("/metrics").get_data(as_text=True)
         assert "BREW" not in text and "XYZZY" not in text
 
     def test_latency_histogram(self, client):
         labels = {"method": "GET", "endpoint": "health.healthz", "status": "200"}
-        before = sample(client, "lumyri_http_request_duration_seconds_count", **labels)
+        before = metric_sample(client, "lumyri_http_request_duration_seconds_count", **labels)
         client.get("/healthz")
-        assert sample(client, "lumyri_http_request_duration_seconds_count", **labels) == before + 1
+        assert (
+            metric_sample(client, "lumyri_http_request_duration_seconds_count", **labels)
+            == before + 1
+        )
 
     def test_signups_by_role_and_outcome(self, app, api, database_url):
         client = api.client
 
         def count(role, outcome):
-            return sample(client, "lumyri_signups_total", role=role, outcome=outcome)
+            return metric_sample(client, "lumyri_signups_total", role=role, outcome=outcome)
 
         before = {
             (r, o): count(r, o)
@@ -213,7 +206,9 @@ class TestMetrics:
 
         def counts():
             return {
-                outcome: sample(client, "lumyri_signups_total", role="customer", outcome=outcome)
+                outcome: metric_sample(
+                    client, "lumyri_signups_total", role="customer", outcome=outcome
+                )
                 for outcome in ("created", "replayed", "duplicate")
             }
 
@@ -232,6 +227,6 @@ class TestMetrics:
         assert after["duplicate"] == before["duplicate"] + 1
 
     def test_password_hash_time(self, api):
-        before = sample(api.client, "lumyri_password_hash_seconds_count")
+        before = metric_sample(api.client, "lumyri_password_hash_seconds_count")
         api.signup("customer")
-        assert sample(api.client, "lumyri_password_hash_seconds_count") == before + 1
+        assert metric_sample(api.client, "lumyri_password_hash_seconds_count") == before + 1

@@ -3,6 +3,7 @@ introspection, their per-process cache and its promise about revocations."""
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -12,14 +13,12 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from flask import request, request_started
-from prometheus_client.parser import text_string_to_metric_families
 
-from app import create_app
 from app.api.platform import VerifyFastPath
 from app.extensions import db
 from app.models import User
 from app.tokens import credential_secret
-from tests.helpers import Api, error_of, signup_body
+from tests.helpers import Api, account, bearer, error_of, metric_sample
 
 VERIFY = "/api/v1/auth/verify"
 INTROSPECT = "/api/v1/auth/introspect"
@@ -42,26 +41,9 @@ INTROSPECTION_KEYS = {
 
 
 @pytest.fixture
-def make_app(app, database_url):
-    """Apps with settings of their own on the test's database (emptied by `app`)."""
-    built = []
-
-    def build(**settings):
-        built.append(
-            create_app(
-                {
-                    "SQLALCHEMY_DATABASE_URI": database_url,
-                    "INTROSPECTION_CLIENTS": CLIENTS,
-                    **settings,
-                }
-            )
-        )
-        return built[-1]
-
-    yield build
-    for each in built:
-        with each.app_context():
-            db.engine.dispose()
+def make_app(make_app):
+    """The suite's `make_app`, with the two introspection clients unless told otherwise."""
+    return functools.partial(make_app, INTROSPECTION_CLIENTS=CLIENTS)
 
 
 @pytest.fixture
@@ -74,17 +56,6 @@ def platform(make_app):
 def client(platform):
     """Its test client (overrides the suite's, so `api` uses it too)."""
     return platform.test_client()
-
-
-def account(api, kind="customer"):
-    """A new account: (token, user)."""
-    data = api.signup(kind, signup_body()).get_json()["data"]
-    return data["access_token"], data["user"]
-
-
-def bearer(token):
-    """The Authorization header of a token."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 def basic(client_id, secret):
@@ -358,15 +329,7 @@ class TestIntrospection:
 
 def token_checks(client, endpoint, outcome):
     """lumyri_token_checks_total for one endpoint and outcome."""
-    text = client.get("/metrics").get_data(as_text=True)
-    for family in text_string_to_metric_families(text):
-        for item in family.samples:
-            if item.name == "lumyri_token_checks_total" and item.labels == {
-                "endpoint": endpoint,
-                "outcome": outcome,
-            }:
-                return item.value
-    return 0
+    return metric_sample(client, "lumyri_token_checks_total", endpoint=endpoint, outcome=outcome)
 
 
 def test_outcomes_are_counted(client, api):

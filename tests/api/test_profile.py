@@ -8,7 +8,6 @@ import sqlalchemy as sa
 
 from app import create_app
 from app.extensions import db
-from app.mail import EXTENSION_KEY
 from app.models import (
     AuditEvent,
     Company,
@@ -17,7 +16,17 @@ from app.models import (
     SigningCredential,
     User,
 )
-from tests.helpers import PASSWORD, Api, error_of, fresh_email, signup_body
+from tests.helpers import (
+    PASSWORD,
+    Api,
+    account,
+    bearer,
+    deliver,
+    error_of,
+    fresh_email,
+    link_token,
+    signup_body,
+)
 
 ME = "/api/v1/auth/me"
 COMPANY = "/api/v1/auth/company"
@@ -28,48 +37,14 @@ VERIFY = "/api/v1/auth/verify"
 
 
 @pytest.fixture
-def mail_app(app, database_url, smtp_server):
-    """An app that sends to the test's SMTP server."""
-    built = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SMTP_URL": smtp_server.url})
-    yield built
-    with built.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
 def client(mail_app):
     """Its test client (so `api` uses it too)."""
     return mail_app.test_client()
 
 
-def deliver(app):
-    """Run the app's sender once."""
-    return app.extensions[EXTENSION_KEY].deliver_due()
-
-
-def account(api, kind="customer", **changes):
-    """A new account: (token, user)."""
-    data = api.signup(kind, signup_body(**changes)).get_json()["data"]
-    return data["access_token"], data["user"]
-
-
-def bearer(token):
-    """The Authorization header."""
-    return {"Authorization": f"Bearer {token}"}
-
-
 def patch(api, path, token, body):
     """PATCH a JSON body with a token."""
     return api.client.patch(path, json=body, headers=bearer(token))
-
-
-def link_token(message):
-    """The token of the link in a mail's text part."""
-    import re
-
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    (token,) = re.findall(r"token=([A-Za-z0-9_\-.]+)", text)
-    return token
 
 
 ACCEPTED = [
@@ -474,15 +449,15 @@ def test_a_profile_change_of_a_deleted_account_is_refused(api, mail_app, monkeyp
     token, user = account(api)
     real_update = repository.update_profile
 
-    def deleted_meanwhile(target, changes, context):
+    def deleted_meanwhile(*, user, changes, context):
         with mail_app.app_context():
             db.session.execute(
-                sa.delete(SigningCredential).where(SigningCredential.user_id == user["id"])
+                sa.delete(SigningCredential).where(SigningCredential.user_id == user.id)
             )
             db.session.execute(sa.delete(OutboxMail))
-            db.session.execute(sa.delete(User).where(User.id == user["id"]))
+            db.session.execute(sa.delete(User).where(User.id == user.id))
             db.session.commit()
-        return real_update(target, changes, context)
+        return real_update(user=user, changes=changes, context=context)
 
     monkeypatch.setattr(repository, "update_profile", deleted_meanwhile)
     response = patch(api, ME, token, {"city": "Rome"})

@@ -3,7 +3,6 @@ contract allows one. The losing request is held at a point where the winner must
 first (a patched step sleeps), so each race ends the same way on every run; on Postgres
 the two run in real concurrent transactions."""
 
-import threading
 import time
 
 import pytest
@@ -13,7 +12,7 @@ from flask import request
 from app import passwords, repository
 from app.extensions import db
 from app.models import AuditEvent, OutboxMail, User
-from tests.helpers import Api, bearer, error_of, fresh_email, signup_body
+from tests.helpers import Api, bearer, error_of, fresh_email, signup_body, together
 
 DELETE = "/api/v1/auth/me/delete"
 
@@ -23,23 +22,6 @@ def owner(api):
     """A new admin account: its sign-up body and answer."""
     body = signup_body()
     return body, api.signup("admin", body).get_json()["data"]
-
-
-def together(*sends):
-    """Run each `send()` in its own thread, released together; their results in order."""
-    barrier = threading.Barrier(len(sends))
-    results = [None] * len(sends)
-
-    def run(index):
-        barrier.wait(10)
-        results[index] = sends[index]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sends))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def delete(app, owner):

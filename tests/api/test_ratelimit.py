@@ -5,39 +5,29 @@ import secrets
 
 import pytest
 
-from app import create_app
-from app.extensions import db
 from tests.helpers import LOGIN_PATH, Api, error_of, fresh_email, signup_body
 
 
 @pytest.fixture
-def limited_app(app, database_url):
-    """Build apps with the limits on (small ones, so a test can exhaust them), on the
-    database of `app` (which empties it afterwards); their pools are closed at the end."""
-    built = []
+def limited_app(make_app):
+    """Build apps with the limits on (small ones, so a test can exhaust them) with
+    `make_app`, on the test's database; an Api on each."""
 
     def build(**settings):
-        built.append(make_limited_app(database_url, **settings))
-        return Api(built[-1].test_client())
+        return Api(make_app(**{**limit_settings(), **settings}).test_client())
 
-    yield build
-    for each in built:
-        with each.app_context():
-            db.engine.dispose()
+    return build
 
 
-def make_limited_app(database_url, **settings):
-    """An app with the limits on."""
-    config = {
-        "SQLALCHEMY_DATABASE_URI": database_url,
+def limit_settings():
+    """The limits on, small, under a key prefix of their own."""
+    return {
         "RATELIMIT_ENABLED": True,
         "RATELIMIT_SIGNUP": "3/minute",
         "RATELIMIT_LOGIN": "2/minute",
         "RATELIMIT_LOGIN_PER_IP": "4/minute",
         "RATELIMIT_KEY_PREFIX": f"lumyri-test-{secrets.token_hex(4)}",
     }
-    config.update(settings)
-    return create_app(config)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Log in, /me and log out, through the test client, on SQLite and Postgres."""
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from tests.helpers import (
     ME_PATH,
     PASSWORD,
     USER_KEYS,
+    b64,
     error_of,
     expected_user,
     fresh_email,
@@ -40,11 +40,6 @@ def account(request, api):
 def claims_of(token, **changes):
     """A token's claims, some changed."""
     return {**jwt.decode(token, options={"verify_signature": False}), **changes}
-
-
-def b64(data):
-    """Unpadded base64url."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class TestLogin:

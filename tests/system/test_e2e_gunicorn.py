@@ -4,7 +4,6 @@ import base64
 import contextlib
 import http.client
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,11 +12,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import postgres_schema
-from tests.gunicorn_rig import ROOT, SECRET_KEY, free_port, run_server, server_env
-from tests.helpers import PASSWORD, SIGNUP_PATHS, expected_user, fresh_email, signup_body
+from tests.gunicorn_rig import SECRET_KEY, run_server, server_env
+from tests.helpers import (
+    PASSWORD,
+    ROOT,
+    SIGNUP_PATHS,
+    expected_user,
+    free_port,
+    fresh_email,
+    run_example,
+    run_example_json,
+    sample_in,
+    signup_body,
+)
 
 pytestmark = pytest.mark.e2e
 CLIENT_ID, CLIENT_SECRET = "tickets", "e2e-introspection-secret-0123456789abc"
@@ -47,15 +56,7 @@ def server(request, tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["admin", "customer"])
 def test_curl_script_gets_the_contract_body(server, kind):
-    result = subprocess.run(
-        ["bash", os.path.join(ROOT, "examples", f"{kind}-signup.sh")],
-        env={**os.environ, "BASE_URL": server.base_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    payload = json.loads(result.stdout)
+    payload = run_example_json(server, f"{kind}-signup.sh")
     user = payload["data"]["user"]
     assert payload["error"] is None and payload["data"]["access_token"].count(".") == 2
     first = "Admin" if kind == "admin" else "Customer"
@@ -63,19 +64,6 @@ def test_curl_script_gets_the_contract_body(server, kind):
         kind, user["id"], user["company"]["id"], first, "Test", user["email"]
     )
     assert user["email"].startswith(f"{kind}+") and user["email"].endswith("@example.org")
-
-
-def run_example(server, script, *args, **env):
-    """Run one of the examples/ scripts against the server; return its output."""
-    result = subprocess.run(
-        ["bash", os.path.join(ROOT, "examples", script), *args],
-        env={**os.environ, "BASE_URL": server.base_url, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout
 
 
 def test_curl_walk_through_login_me_logout(server):
@@ -388,11 +376,7 @@ def metric_value(server, name, **labels):
         text = connection.getresponse().read().decode()
     finally:
         connection.close()
-    for family in text_string_to_metric_families(text):
-        for item in family.samples:
-            if item.name == name and all(item.labels.get(k) == v for k, v in labels.items()):
-                return item.value
-    return 0
+    return sample_in(text, name, **labels)
 
 
 def test_metrics_add_up_across_worker_processes(server):

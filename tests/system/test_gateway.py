@@ -19,8 +19,16 @@ import pytest
 
 from app.errors import ERRORS
 from tests.conftest import postgres_schema, running_in_ci
-from tests.gunicorn_rig import free_port, run_server
-from tests.helpers import LOGIN_PATH, LOGOUT_PATH, ROOT, SIGNUP_PATHS, fresh_email, signup_body
+from tests.gunicorn_rig import run_server
+from tests.helpers import (
+    LOGIN_PATH,
+    LOGOUT_PATH,
+    ROOT,
+    SIGNUP_PATHS,
+    free_port,
+    fresh_email,
+    signup_body,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -2,11 +2,7 @@
 several share one Postgres and send each mail once, and a stalled SMTP server delays
 no request."""
 
-import json
-import os
-import re
 import socket
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +11,14 @@ import pytest
 
 from tests.conftest import postgres_schema
 from tests.gunicorn_rig import run_server
-from tests.helpers import ROOT, SIGNUP_PATHS, fresh_email, signup_body
+from tests.helpers import (
+    SIGNUP_PATHS,
+    fresh_email,
+    link_token,
+    run_example,
+    run_example_json,
+    signup_body,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -92,46 +95,26 @@ def test_a_stalled_smtp_server_delays_no_request(tmp_path):
         stalled.close()
 
 
-def run_example(server, script, *args, **env):
-    """One of the examples/ scripts against the server; its output, parsed."""
-    result = subprocess.run(
-        ["bash", os.path.join(ROOT, "examples", script), *args],
-        env={**os.environ, "BASE_URL": server.base_url, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout)
-
-
-def link_token(message):
-    """The token of the link in a mail's text part."""
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    (token,) = re.findall(r"token=([A-Za-z0-9_\-.]+)", text)
-    return token
-
-
 def test_the_curl_walk_through_of_the_mails(smtp_server, tmp_path):
     """The README's flow with the examples/ scripts: sign up, verify, forgot, reset, change."""
     settings = {"SMTP_URL": smtp_server.url, "MAIL_POLL_SECONDS": "0.2", "WEB_CONCURRENCY": "1"}
     email = fresh_email("walk-mail")
     with run_server(f"sqlite:///{tmp_path / 'walk.db'}", tmp_path, **settings) as server:
-        signed_up = run_example(server, "customer-signup.sh", EMAIL=email)["data"]
+        signed_up = run_example_json(server, "customer-signup.sh", EMAIL=email)["data"]
         (verify_mail,) = [m[2] for m in smtp_server.wait_for(1)]
-        verified = run_example(server, "verify-email.sh", link_token(verify_mail))
+        verified = run_example_json(server, "verify-email.sh", link_token(verify_mail))
         assert verified["data"]["email_verified"] is True
-        again = run_example(server, "resend-verification.sh", signed_up["access_token"])
+        again = run_example_json(server, "resend-verification.sh", signed_up["access_token"])
         assert again["error"]["code"] == "EMAIL_ALREADY_VERIFIED"
-        assert run_example(server, "forgot-password.sh", EMAIL=email) == {
+        assert run_example_json(server, "forgot-password.sh", EMAIL=email) == {
             "error": None,
             "data": None,
         }
         reset_mail = smtp_server.wait_for(2)[1][2]
-        reset = run_example(
+        reset = run_example_json(
             server, "reset-password.sh", link_token(reset_mail), PASSWORD="Reset@Pass123"
         )
-        changed = run_example(
+        changed = run_example_json(
             server,
             "change-password.sh",
             reset["data"]["access_token"],
@@ -148,29 +131,22 @@ def test_the_curl_walk_through_of_self_service(smtp_server, tmp_path):
     settings = {"SMTP_URL": smtp_server.url, "MAIL_POLL_SECONDS": "0.2", "WEB_CONCURRENCY": "1"}
     email, new_email = fresh_email("walk-self"), fresh_email("walk-moved")
     with run_server(f"sqlite:///{tmp_path / 'self.db'}", tmp_path, **settings) as server:
-        admin = run_example(server, "admin-signup.sh", EMAIL=email)["data"]
+        admin = run_example_json(server, "admin-signup.sh", EMAIL=email)["data"]
         token = admin["access_token"]
-        profile = run_example(
+        profile = run_example_json(
             server, "update-profile.sh", token, '{"phone": "+1 415 555 0123", "language": "fr"}'
         )
         assert profile["data"]["user"]["phone"] == "+14155550123"
-        company = run_example(server, "update-company.sh", token, '{"name": "Acme"}')
+        company = run_example_json(server, "update-company.sh", token, '{"name": "Acme"}')
         assert company["data"]["user"]["company"]["name"] == "Acme"
-        accepted = run_example(
+        accepted = run_example_json(
             server, "change-email.sh", token, NEW_EMAIL=new_email, PASSWORD="Password@123"
         )
         assert accepted == {"error": None, "data": None}
         confirm = next(m[2] for m in smtp_server.wait_for(2) if m[1] == [new_email])
-        changed = run_example(server, "confirm-email-change.sh", link_token(confirm))
+        changed = run_example_json(server, "confirm-email-change.sh", link_token(confirm))
         assert changed["data"]["user"]["email"] == new_email
-        status = subprocess.run(
-            ["bash", os.path.join(ROOT, "examples", "delete-account.sh"), token],
-            env={**os.environ, "BASE_URL": server.base_url, "PASSWORD": "Password@123"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.strip()
+        status = run_example(server, "delete-account.sh", token, PASSWORD="Password@123").strip()
         assert status == "204"
         kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.wait_for(4)]
         assert kinds.count("account_deleted") == 1 and kinds.count("email_changed") == 1

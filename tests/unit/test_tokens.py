@@ -1,6 +1,5 @@
 """The token module: sign, verify, tamper, expiry, algorithms, revocation by credential."""
 
-import base64
 import hashlib
 import hmac
 import json
@@ -15,7 +14,7 @@ from app.errors import InvalidToken
 from app.extensions import db
 from app.models import SigningCredential
 from app.tokens import credential_secret, issue_access_token, verify_access_token
-from tests.helpers import signup_body
+from tests.helpers import b64, signup_body
 
 
 @pytest.fixture
@@ -31,11 +30,6 @@ def claims_of(account, **changes):
     claims = jwt.decode(account["token"], options={"verify_signature": False})
     claims.update(changes)
     return claims
-
-
-def b64(data):
-    """Unpadded base64url, as JWTs use."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def assert_refused(app, token):
