@@ -24,12 +24,16 @@ def main(count, path):
         password_hash = passwords.hash_password("Password@123")
         with open(path, "w") as handle:
             for number in range(count):
-                fields = {
-                    "first_name": "Verify",
-                    "last_name": "Bench",
-                    "email": f"verify-{tag}-{number}@bench.example",
-                }
-                account = repository.create_customer_account(fields, password_hash)
+                record = repository.NewAccount(
+                    first_name="Verify",
+                    last_name="Bench",
+                    email=f"verify-{tag}-{number}@bench.example",
+                )
+                account = repository.create_customer_account(
+                    record=record,
+                    password_hash=password_hash,
+                    context=repository.AuditContext(client_ip="bench"),
+                )
                 handle.write(issue_access_token(account.user, account.credential) + "\n")
 
 
