@@ -4,13 +4,10 @@ Every value can be overridden from the environment or the command line.
 """
 
 import atexit
-import http
 import multiprocessing
 import os
 import shutil
 import tempfile
-
-from gunicorn import glogging, util
 
 # Files written on every request live in memory (tmpfs) where the system has one: the
 # metrics files below (memory-mapped, updated by every request) and gunicorn's worker
@@ -95,15 +92,6 @@ logconfig_dict = {
 }
 
 
-class JsonLogger(glogging.Logger):
-    """gunicorn's logger, except that a logging configuration does not switch gunicorn's
-    own access log on: the app writes one JSON line per request already."""
-
-    def _compute_access_log_enabled(self):
-        return bool(self.cfg.accesslog)
-
-
-logger_class = JsonLogger
 # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: every
 # instance on a host would share that path, and stopping one removes another's socket.
 # Off unless GUNICORN_CONTROL_SOCKET gives this instance a path of its own.
@@ -113,102 +101,17 @@ if CONTROL_SOCKET:
     control_socket = CONTROL_SOCKET
 
 
+# The hooks live in a typed module of the app (mypy checks it), imported only now: the
+# metrics folder above must be set before the app imports prometheus_client.
+from app import gunicorn_hooks  # noqa: E402
+
+logger_class = gunicorn_hooks.JsonLogger
+child_exit = gunicorn_hooks.child_exit
+post_fork = gunicorn_hooks.post_fork
+worker_exit = gunicorn_hooks.worker_exit
+gunicorn_hooks.answer_refusals_in_the_envelope()
+
+
 def on_starting(server):
-    """Start every run with empty metrics files (left-overs would be added in); let the
-    connection cap follow the threads as finally configured."""
-    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder, exist_ok=True)
-    follow_threads(server.cfg)
-    warn_of_per_worker_limits(server)
-
-
-def warn_of_per_worker_limits(server):
-    """In production, abuse limits kept in memory:// are counted by each worker alone:
-    with N workers a client gets up to N times each limit. Say so once, at start-up."""
-    app = server.app.wsgi()  # loaded already (preload_app): the app's own settings
-    config = getattr(app, "config", {})
-    if (
-        config.get("ENV_NAME") == "production"
-        and config.get("RATELIMIT_ENABLED")
-        and str(config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://")
-        and server.cfg.workers > 1
-    ):
-        server.log.warning(
-            "abuse limits are counted per worker: RATELIMIT_STORAGE_URI is memory:// with "
-            "%d workers, so a client gets up to %d times each limit; set "
-            "RATELIMIT_STORAGE_URI=redis://... to make them exact",
-            server.cfg.workers,
-            server.cfg.workers,
-        )
-
-
-def follow_threads(cfg):
-    """`--threads 8` on the command line (or in GUNICORN_CMD_ARGS) means 8 connections per
-    worker too; other worker classes (gevent, eventlet) keep gunicorn's own default, as
-    for them worker_connections is their whole concurrency. An explicit
-    GUNICORN_WORKER_CONNECTIONS, or a --worker-connections other than this file's value,
-    is left alone."""
-    if "GUNICORN_WORKER_CONNECTIONS" in os.environ or cfg.worker_connections != threads:
-        return
-    if cfg.worker_class_str in ("gthread", "sync"):  # sync with threads runs as gthread
-        cfg.set("worker_connections", cfg.threads)
-    else:
-        cfg.set("worker_connections", cfg.settings["worker_connections"].default)
-
-
-def child_exit(server, worker):
-    """Let prometheus_client drop a dead worker's live samples."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
-
-
-def post_fork(server, worker):
-    """Give each worker its own connection pool (never share sockets across a fork), and
-    start its mail sender (a thread with its own database connection)."""
-    from app.extensions import db
-    from app.mail import EXTENSION_KEY
-
-    app = worker.app.wsgi()
-    extensions = getattr(app, "extensions", {})
-    if "sqlalchemy" in extensions:  # the benchmark's floor app has none
-        with app.app_context():
-            db.engine.dispose(close=False)
-    if EXTENSION_KEY in extensions and app.config["MAIL_SENDER_ENABLED"]:
-        extensions[EXTENSION_KEY].start()
-
-
-def worker_exit(server, worker):
-    """Let the mail sender finish the mail in hand (an unfinished one is sent again later:
-    its claim runs out)."""
-    from app.mail import EXTENSION_KEY
-
-    sender = getattr(worker.app.wsgi(), "extensions", {}).get(EXTENSION_KEY)
-    if sender is not None:
-        sender.stop(seconds=5)
-
-
-# Requests gunicorn refuses before the app sees them (a bad request line, a URI or
-# headers over the limits, a broken chunked body) get the contract's JSON envelope too,
-# not gunicorn's HTML page: the code and message come from app.errors, where each is
-# defined, and the body from its envelope function. gunicorn's workers write those
-# answers with util.write_error.
-def write_json_error(sock, status_int, _reason, _message):
-    """gunicorn's error writer, answering in the envelope (the detail is not echoed).
-    The status line's phrase is the standard one (gunicorn says "Bad Request" for 501)."""
-    from app.errors import BY_STATUS, BadRequest  # loaded already: preload_app
-
-    error = BY_STATUS.get(status_int, BadRequest)()
-    body = error.body()
-    head = (
-        f"HTTP/1.1 {status_int} {http.HTTPStatus(status_int).phrase}\r\n"
-        "Connection: close\r\n"
-        "Content-Type: application/json\r\n"
-        "X-Content-Type-Options: nosniff\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    util.write_nonblock(sock, (head + body).encode("latin-1"))
-
-
-util.write_error = write_json_error
+    """Empty metrics files, the connection cap, the per-worker limits' warning."""
+    gunicorn_hooks.start(server, default_threads=threads)

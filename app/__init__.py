@@ -11,10 +11,12 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import api, identity, mail, observability, passwords, ratelimit
-from app.api.platform import VerifyFastPath
-from app.database import configure_database, install_connection_hooks, with_request_budget
+from app.api.verify_fast_path import VerifyFastPath
+from app.database import configure_database, install_connection_hooks
 from app.errors import register_error_handlers
 from app.extensions import db, migrate
+from app.http_headers import add_security_headers
+from app.postgres_budget import with_request_budget
 from app.secret_key import configure_secret_key
 from config import CONFIGS, Config, config_from_env
 
@@ -132,9 +134,10 @@ def register_response_headers(app: Flask) -> None:
 
     @app.after_request
     def finish_headers(response: Response) -> Response:
-        """nosniff on everything; Flask's automatic OPTIONS answer, an empty text/html 200,
-        becomes a 204. (One hook for both: every request pays for each hook.)"""
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        """The security headers on everything; Flask's automatic OPTIONS answer, an
+        empty text/html 200, becomes a 204. (One hook for both: each hook costs every
+        request.)"""
+        add_security_headers(response.headers)
         if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
             response.status_code = 204
             del response.headers["Content-Type"]

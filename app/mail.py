@@ -30,7 +30,7 @@ import idna
 from flask import Flask, current_app, has_request_context, request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from app import database, links, metrics, ratelimit, repository
+from app import links, metrics, postgres_budget, ratelimit, repository
 from app.email_address import email_key
 from app.models import OutboxMail, utc_now
 from config import ConfigError
@@ -398,7 +398,7 @@ class MailSender:
         failures = 0  # rounds failed in a row (the database unreachable): the pause doubles
         while not self.stopping.is_set():
             try:
-                with database.budget(database_time):
+                with postgres_budget.budget(database_time):
                     busy = self.deliver_due() >= BATCH
             except Exception as error:  # noqa: BLE001 - the loop must survive anything
                 failures += 1

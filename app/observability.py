@@ -161,16 +161,38 @@ def finish_request(response: Response, quiet_endpoints: frozenset[str] = frozens
     current = cast("LocalProxy[Request]", request)._get_current_object()
     request_id = g.get("request_id") or new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
-    seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
     status = response.status_code
-    metrics.record_request(
-        current.method, current.endpoint, status, seconds, g.get("replayed", False)
+    account_for_request(
+        method=current.method,
+        endpoint=current.endpoint,
+        path=current.path,
+        status=status,
+        seconds=time.perf_counter() - g.get("request_started", time.perf_counter()),
+        client_ip=current.remote_addr,
+        logged=not (status < 400 and current.endpoint in quiet_endpoints),
+        replayed=g.get("replayed", False),
     )
-    if access_log.isEnabledFor(logging.INFO) and not (
-        status < 400 and current.endpoint in quiet_endpoints
-    ):
-        log_request(current.method, current.path, status, seconds, current.remote_addr)
     return response
+
+
+def account_for_request(
+    *,
+    method: str,
+    endpoint: str | None,
+    path: str,
+    status: int,
+    seconds: float,
+    client_ip: str | None,
+    request_id: str | None = None,
+    logged: bool = True,
+    replayed: bool = False,
+) -> None:
+    """What every answered request leaves behind, however it was answered (Flask's
+    after-request hook, the /verify fast path): its metrics and, unless `logged` is
+    False, its access line (request_id: when no request context holds it)."""
+    metrics.record_request(method, endpoint, status, seconds, replayed)
+    if logged and access_log.isEnabledFor(logging.INFO):
+        log_request(method, path, status, seconds, client_ip, request_id)
 
 
 def init_app(app: Flask) -> None:

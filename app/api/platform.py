@@ -5,14 +5,11 @@ ForwardAuth) and RFC 7662 introspection, both answered from app.identity's cache
 from __future__ import annotations
 
 import functools
-import logging
-import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request
 
-from app import database, identity, metrics, observability
+from app import identity, metrics
 from app.api.docs import SERVER_ERRORS, documented
 from app.api.responses import not_cached, raw_json
 from app.errors import (
@@ -23,13 +20,12 @@ from app.errors import (
     UnsupportedMediaType,
     ValidationFailed,
     envelope,
-    is_connection_error,
 )
 from app.schemas import IdentityEnvelopeSchema, IntrospectionSchema
-from app.tokens import BEARER_PATTERN, bearer_token
+from app.tokens import bearer_token
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    pass
 
 bp = Blueprint("platform", __name__, url_prefix="/api/v1/auth")
 
@@ -98,7 +94,8 @@ def verify() -> Response:
 @functools.lru_cache(maxsize=4096)
 def verify_answer(who: identity.Identity) -> tuple[bytes, tuple[tuple[str, str], ...]]:
     """The body and headers of /verify's 200 for an identity (made once per identity:
-    the Flask view and the fast path below both answer with it)."""
+    the Flask view and the fast path (app.api.verify_fast_path) both answer with it; the
+    security headers are added by each, as to every answer)."""
     data = {
         "user_id": who.user_id,
         "company_id": who.company_id,
@@ -114,66 +111,8 @@ def verify_answer(who: identity.Identity) -> tuple[bytes, tuple[tuple[str, str],
         ("X-User-Role", who.role),
         ("X-Email-Verified", "true" if who.email_verified else "false"),
         ("Cache-Control", "no-store"),
-        ("X-Content-Type-Options", "nosniff"),
     )
     return body, headers
-
-
-class VerifyFastPath:
-    """WSGI middleware for the hottest request of the platform: a GET or HEAD of /verify
-    whose token is in the identity cache is answered here, without Flask's dispatch
-    (which alone cost more than half of the request: bench/README.md). The answer is the
-    view's own (verify_answer), with the request id, the metrics and the access line of
-    every request. A cache miss is verified here as well (in an app context, without the
-    request dispatch); a refused token, and anything else, goes on to Flask unchanged."""
-
-    def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
-        self.app = app
-        self.next = wsgi_app
-        self.cache: identity.IdentityCache = app.extensions[identity.EXTENSION_KEY]
-        with app.test_request_context():
-            self.path = url_for("platform.verify")
-        self.log = bool(app.config["LOG_VERIFY_REQUESTS"])
-        # A cache miss's read gets a request's database time (it comes before Flask's).
-        self.database_time = app.config["DB_REQUEST_TIMEOUT_MS"] / 1000
-        # A browser's cross-origin call gets Flask-CORS's headers: leave it to Flask.
-        self.cors = bool(app.config["CORS_ORIGINS"])
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD")
-        if environ.get("PATH_INFO") != self.path or method not in ("GET", "HEAD"):
-            return self.next(environ, start_response)
-        started = time.perf_counter()
-        match = BEARER_PATTERN.fullmatch(environ.get("HTTP_AUTHORIZATION", ""))
-        if match is None or (self.cors and "HTTP_ORIGIN" in environ):
-            return self.next(environ, start_response)
-        who = self.cache.get(match.group(1)) or self._identify(match.group(1), environ)
-        if who is None:  # refused, or the database failed: Flask answers (401, 503)
-            return self.next(environ, start_response)
-        body, headers = verify_answer(who)
-        request_id = observability.request_id_of(environ)
-        start_response("200 OK", [*headers, (observability.REQUEST_ID_HEADER, request_id)])
-        VERIFY_VALID.inc()
-        seconds = time.perf_counter() - started
-        metrics.record_request(method, "platform.verify", 200, seconds)
-        if self.log and observability.access_log.isEnabledFor(logging.INFO):
-            observability.log_request(
-                method, self.path, 200, seconds, environ.get("REMOTE_ADDR"), request_id
-            )
-        return [body] if method == "GET" else []
-
-    def _identify(self, token: str, environ: WSGIEnvironment) -> identity.Identity | None:
-        """A cache miss, verified here too (an app context, no request dispatch); None
-        when the token is refused or anything fails, for Flask to answer as usual. A
-        database that cannot be reached is not asked again: the view answers with the
-        failure left in the environ (its 503, logged as every other)."""
-        try:
-            with self.app.app_context(), database.budget(self.database_time):
-                return identity.identify(token)
-        except Exception as error:  # noqa: BLE001 - Flask's path gives the 401 or 503
-            if is_connection_error(error):
-                environ[DATABASE_FAILURE] = error
-            return None
 
 
 def introspection_client() -> None:

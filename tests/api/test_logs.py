@@ -89,3 +89,19 @@ def test_basic_credentials_are_redacted_too():
         "gunicorn.error", logging.WARNING, __file__, 1, "Authorization Basic dGlja2V0czpz", (), None
     )
     assert "dGlja2V0czpz" not in JsonFormatter().format(record)
+
+
+def test_an_unhandled_database_error_names_the_apps_frame_not_the_write_gate(
+    app, api, caplog, monkeypatch
+):
+    from app import repository
+
+    token = api.signup("admin").get_json()["data"]["access_token"]
+    taken = jwt.decode(token, options={"verify_signature": False})["iss"]
+    monkeypatch.setattr(repository.accounts, "new_credential_key", lambda: taken)
+    with caplog.at_level(logging.ERROR, logger="app.errors"):
+        assert api.signup("admin").status_code == 500
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "app.errors"]
+    assert "IntegrityError at " in line
+    assert "/app/repository/core.py:" in line  # the INSERT that failed
+    assert "sqlite_gate" not in line and "postgres_budget" not in line

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from flask import request, request_started
 
-from app.api.platform import VerifyFastPath
+from app.api.verify_fast_path import VerifyFastPath
 from app.extensions import db
 from app.models import User
 from app.tokens import credential_secret

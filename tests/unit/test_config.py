@@ -267,7 +267,8 @@ def test_gunicorn_connections_follow_the_threads(args, connections, monkeypatch,
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys, "argv", ["gunicorn", "-c", GUNICORN_CONF, *args, "wsgi:app"])
     cfg = WSGIApplication("%(prog)s").cfg
-    load_gunicorn_conf(monkeypatch).follow_threads(cfg)
+    settings = load_gunicorn_conf(monkeypatch)
+    settings.gunicorn_hooks.follow_threads(cfg, default_threads=settings.threads)
     assert cfg.worker_connections == connections
 
 

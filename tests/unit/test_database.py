@@ -50,7 +50,7 @@ def test_postgres_connections_bound_every_wait(engine_of, postgres_database):
     assert lock == f"{app.config['DB_LOCK_TIMEOUT_MS'] // 1000}s"
 
 
-# SQLite's write gate (app/database.py): writers queue in the process, and between
+# SQLite's write gate (app/sqlite_gate.py): writers queue in the process, and between
 # processes on a lock file, instead of sleeping in SQLite's busy handler.
 
 GATE_SECONDS = 0.3
@@ -60,7 +60,7 @@ SQLITE_WAIT_SECONDS = 30  # what a writer would wait in SQLite itself, without t
 @pytest.fixture
 def gated_file(tmp_path):
     """A SQLite file with a table, and a function opening gated connections to it."""
-    from app.database import gated
+    from app.sqlite_gate import gated
 
     path = str(tmp_path / "gate.db")
     connection_class = gated(path, GATE_SECONDS)
@@ -93,7 +93,7 @@ def _timed_write(connection, value=1):
 
 
 def test_the_apps_sqlite_connections_pass_the_write_gate(engine_of, sqlite_database):
-    from app.database import GatedConnection
+    from app.sqlite_gate import GatedConnection
 
     app, engine = engine_of(sqlite_database)
     with engine.connect() as connection:
@@ -155,7 +155,7 @@ def test_a_queued_writer_goes_through_as_soon_as_the_holder_commits(gated_file):
 
 def _write_in_child(path, results):
     """Another process's writer (a gunicorn worker's, say): its error or None."""
-    from app.database import gated
+    from app.sqlite_gate import gated
 
     connection = sqlite3.connect(
         path, timeout=SQLITE_WAIT_SECONDS, factory=gated(path, GATE_SECONDS)
@@ -206,7 +206,7 @@ def test_after_a_fork_the_child_has_a_gate_of_its_own(gated_file):
 
 
 def test_without_a_lock_file_the_process_lock_still_queues_writers(tmp_path, caplog):
-    from app.database import WriteGate
+    from app.sqlite_gate import WriteGate
 
     gate = WriteGate(str(tmp_path / "missing" / "db-gate"), GATE_SECONDS)
     held = gate.acquire()
@@ -219,7 +219,7 @@ def test_without_a_lock_file_the_process_lock_still_queues_writers(tmp_path, cap
 
 
 def test_a_passing_shortage_skips_the_lock_file_once(tmp_path, monkeypatch):
-    from app.database import WriteGate
+    from app.sqlite_gate import WriteGate
 
     path = str(tmp_path / "db-gate")
     gate = WriteGate(path, GATE_SECONDS)
@@ -293,7 +293,7 @@ def test_the_gate_and_sqlite_share_one_busy_timeout(gated_file):
     timeout (here a writer that bypassed the gate holds SQLite's lock)."""
     path, connect = gated_file
     budget = 2.0
-    from app.database import gated
+    from app.sqlite_gate import gated
 
     writer = sqlite3.connect(path, timeout=budget, factory=gated(path, budget))
     bypass = sqlite3.connect(path, isolation_level=None)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from app import database
-from app.database import BUDGET, Outage, RequestBudget, Unreachable
+from app import postgres_budget
+from app.postgres_budget import BUDGET, Outage, RequestBudget, Unreachable
 
 
 def in_other_thread(call):
@@ -40,9 +40,9 @@ def test_a_request_gets_its_budget_and_leaves_none_behind():
 
 
 def test_the_budget_block_nests_and_restores():
-    with database.budget(2.0):
+    with postgres_budget.budget(2.0):
         assert BUDGET.left == 2.0
-        with database.budget(0.5):
+        with postgres_budget.budget(0.5):
             assert BUDGET.left == 0.5
         assert BUDGET.left == 2.0
     assert BUDGET.left is None
@@ -56,7 +56,7 @@ def test_a_request_out_of_time_on_answers_is_no_outage():
 
 
 def test_silence_opens_an_outage_with_one_prober_per_second(monkeypatch):
-    monkeypatch.setattr(database, "PROBE_SECONDS", 0.2)
+    monkeypatch.setattr(postgres_budget, "PROBE_SECONDS", 0.2)
     outage = Outage(patience=3.0)
     outage.failed(waited=3.0)
     with pytest.raises(Unreachable):
@@ -71,7 +71,7 @@ def test_silence_opens_an_outage_with_one_prober_per_second(monkeypatch):
 
 
 def test_a_failed_probe_keeps_the_outage_and_frees_the_turn(monkeypatch):
-    monkeypatch.setattr(database, "PROBE_SECONDS", 0.2)
+    monkeypatch.setattr(postgres_budget, "PROBE_SECONDS", 0.2)
     outage = Outage(patience=3.0)
     outage.failed(waited=3.0)
     time.sleep(0.25)
