@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 from typing import Any, ClassVar
 
@@ -359,10 +360,28 @@ def is_connection_error(error: BaseException) -> bool:
     )
 
 
+# The app's own code, and the speed and reliability devices inside it whose frames say
+# nothing of what failed (every SQLite error passes the write gate's cursor last).
+APP_FOLDER = os.path.dirname(os.path.abspath(__file__))
+DEVICE_MODULES = frozenset(
+    os.path.join(APP_FOLDER, name) for name in ("sqlite_gate.py", "postgres_budget.py")
+)
+
+
+def _failing_frame(frames: traceback.StackSummary) -> traceback.FrameSummary | None:
+    """The innermost frame of the app's own code that is not a device; else the last."""
+    for frame in reversed(frames):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(APP_FOLDER + os.sep) and path not in DEVICE_MODULES:
+            return frame
+    return frames[-1] if frames else None
+
+
 def describe_without_secrets(error: BaseException) -> str:
-    """Name the exception and where it was raised, leaving out its message (it may hold SQL)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    """Name the exception and the app's frame that failed, leaving out its message (it
+    may hold SQL)."""
+    frame = _failing_frame(traceback.extract_tb(error.__traceback__))
+    where = f" at {frame.filename}:{frame.lineno}" if frame else ""
     return f"{type(error).__module__}.{type(error).__qualname__}{where}"
 
 
