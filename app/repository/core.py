@@ -7,8 +7,8 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import make_transient_to_detached
 
-from app.extensions import db
 from app.extensions import Base as Model
+from app.extensions import db
 from app.models import (
     AuditEvent,
     Company,
