@@ -5,7 +5,7 @@ The order of steps lives here: validation is done by the caller's schema, hashin
 the passwords module, every read and write by the repository.
 """
 
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from flask import has_request_context
 
@@ -24,11 +24,6 @@ from app.errors import (
 from app.models import ADMIN_ROLE, OutboxMail, SigningCredential, User
 from app.observability import client_ip, current_request_id
 
-CREATORS = {
-    "admin": repository.create_admin_account,
-    "customer": repository.create_customer_account,
-}
-
 
 def audit_context() -> repository.AuditContext:
     """Who is asking: the client and request id, or the operator's CLI."""
@@ -43,7 +38,7 @@ def refuse_duplicate(email: str) -> NoReturn:
     raise EmailTaken()
 
 
-def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
+def sign_up(kind: Literal["admin", "customer"], fields: dict[str, Any]) -> repository.Account:
     """Create an admin or customer account from loaded sign-up fields.
 
     A known e-mail is refused before paying for a hash; the hash is made outside any
@@ -59,8 +54,12 @@ def sign_up(kind: str, fields: dict[str, Any]) -> repository.Account:
         verification_mail(record.email, record.first_name), verified=False
     )
     try:
-        account = CREATORS[kind](
-            record=record, password_hash=password_hash, context=audit_context(), mail=welcome
+        account = repository.create_account(
+            kind=kind,
+            record=record,
+            password_hash=password_hash,
+            context=audit_context(),
+            mail=welcome,
         )
     except repository.DuplicateEmail:
         refuse_duplicate(record.email)

@@ -29,7 +29,8 @@ def main(count, path):
                     last_name="Bench",
                     email=f"verify-{tag}-{number}@bench.example",
                 )
-                account = repository.create_customer_account(
+                account = repository.create_account(
+                    kind="customer",
                     record=record,
                     password_hash=password_hash,
                     context=repository.AuditContext(client_ip="bench"),

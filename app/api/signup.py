@@ -1,7 +1,7 @@
 """The signup blueprint: admin and customer sign-up (thin views over the schema, the
 idempotency guard and the account use cases)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response
 
@@ -53,7 +53,7 @@ def key_header_errors() -> dict[str, list[str]]:
     return idempotency.read_key_header().errors
 
 
-def sign_up(kind: str, loaded: LoadedBody) -> Response:
+def sign_up(kind: Literal["admin", "customer"], loaded: LoadedBody) -> Response:
     """Validated (body and Idempotency-Key), create the account once per key; a retry
     gets the first account again, with a valid token, and spends no rate-limit budget."""
 

@@ -6,7 +6,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -154,19 +154,34 @@ def email_exists(email: str) -> bool:
     return found is not None
 
 
-def _create_account(
+class AccountKind(NamedTuple):
+    """What a sign-up of one kind creates: the role, the state, and whether a company."""
+
+    role_name: str
+    state: str
+    with_company: bool
+
+
+# An admin: a new company, the Admin role, CARD_NOT_FOUND; a customer: no company, the
+# Customer role, ACTIVED (spelled as in the platform's document).
+KINDS = {
+    "admin": AccountKind(ADMIN_ROLE, STATE_CARD_NOT_FOUND, with_company=True),
+    "customer": AccountKind(CUSTOMER_ROLE, STATE_ACTIVED, with_company=False),
+}
+
+
+def create_account(
     *,
+    kind: Literal["admin", "customer"],
     record: NewAccount,
     password_hash: str,
-    role_name: str,
-    state: str,
-    with_company: bool,
     context: AuditContext,
-    mail: OutboxMail | None,
+    mail: OutboxMail | None = None,
 ) -> Account:
-    """Write user, company (if any), signing credential, the audit event and the welcome
-    mail (if any) in one transaction; DuplicateEmail when the address has an account (the
-    unique index on its comparison form settles a race between two sign-ups)."""
+    """Write user, company (an admin's), signing credential, the audit event and the
+    welcome mail (if any) in one transaction; DuplicateEmail when the address has an
+    account (the unique index on its comparison form settles a race between two sign-ups)."""
+    role_name, state, with_company = KINDS[kind]
     role = system_role(role_name)
     user = User(
         id=new_uuid(),
@@ -203,44 +218,6 @@ def _create_account(
     set_committed_value(user, "company", company)
     set_committed_value(credential, "user", user)
     return Account(user, credential)
-
-
-def create_admin_account(
-    *,
-    record: NewAccount,
-    password_hash: str,
-    context: AuditContext,
-    mail: OutboxMail | None = None,
-) -> Account:
-    """Create an admin: a new company, the Admin role, state CARD_NOT_FOUND."""
-    return _create_account(
-        record=record,
-        password_hash=password_hash,
-        role_name=ADMIN_ROLE,
-        state=STATE_CARD_NOT_FOUND,
-        with_company=True,
-        context=context,
-        mail=mail,
-    )
-
-
-def create_customer_account(
-    *,
-    record: NewAccount,
-    password_hash: str,
-    context: AuditContext,
-    mail: OutboxMail | None = None,
-) -> Account:
-    """Create a customer: no company, the Customer role, state ACTIVED."""
-    return _create_account(
-        record=record,
-        password_hash=password_hash,
-        role_name=CUSTOMER_ROLE,
-        state=STATE_ACTIVED,
-        with_company=False,
-        context=context,
-        mail=mail,
-    )
 
 
 def find_credential(key: str) -> SigningCredential | None:

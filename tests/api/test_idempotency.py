@@ -126,7 +126,7 @@ def test_failed_first_request_lets_a_retry_run(app, api, monkeypatch):
         raise RuntimeError("boom")
 
     with monkeypatch.context() as patch:
-        patch.setitem(accounts.CREATORS, "admin", broken)
+        patch.setattr(accounts.repository, "create_account", broken)
         assert post(api, "admin", body, "k-fail").status_code == 500
     assert post(api, "admin", body, "k-fail").status_code == 201
     assert user_count(app) == 1

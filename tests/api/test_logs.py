@@ -43,7 +43,7 @@ def test_no_secret_reaches_a_log_line(app, api, all_logs, monkeypatch):
     def failing(**_fields):
         raise RuntimeError(f"boom with {SECRET_PASSWORD} and {token}")
 
-    monkeypatch.setitem(accounts.CREATORS, "customer", failing)
+    monkeypatch.setattr(accounts.repository, "create_account", failing)
     assert api.signup("customer", signup_body(password=SECRET_PASSWORD)).status_code == 500
 
     with app.app_context():

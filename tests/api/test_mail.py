@@ -603,6 +603,20 @@ DELETE = "/api/v1/auth/me/delete"
 EMAIL_CHANGE = "/api/v1/auth/email/change"
 
 
+def change_password_again_and_again(api, token, times):
+    """Change the account's password `times` times, each with the token the last gave."""
+    password = PASSWORD
+    for round_ in range(times):
+        new = f"{PASSWORD}{round_}"
+        response = api.client.post(
+            "/api/v1/auth/password/change",
+            json={"current_password": password, "new_password": new},
+            headers=bearer(token),
+        )
+        assert response.status_code == 200
+        token, password = response.get_json()["data"]["access_token"], new
+
+
 class TestPerAddressCount:
     """RATELIMIT_MAIL_PER_ADDRESS (3/hour) covers every mail to an address that is not
     verified; a verified address's notices always go."""
@@ -694,16 +708,7 @@ class TestPerAddressCount:
     ):
         api = Api(limited_app.test_client())
         token, user = sign_up(api)  # its verification mail spends 1 of the address's 3
-        password = PASSWORD
-        for round_ in range(4):
-            new = f"{PASSWORD}{round_}"
-            response = api.client.post(
-                "/api/v1/auth/password/change",
-                json={"current_password": password, "new_password": new},
-                headers=bearer(token),
-            )
-            assert response.status_code == 200
-            token, password = response.get_json()["data"]["access_token"], new
+        change_password_again_and_again(api, token, times=4)
         deliver(limited_app)
         kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages if m[1] == [user["email"]]]
         assert kinds == ["verify_email", "password_changed", "password_changed"]
@@ -714,15 +719,7 @@ class TestPerAddressCount:
         deliver(limited_app)
         link = link_token(smtp_server.messages[0][2])
         assert api.client.post(VERIFY_EMAIL, json={"token": link}).status_code == 200
-        password = PASSWORD
-        for round_ in range(4):
-            new = f"{PASSWORD}{round_}"
-            response = api.client.post(
-                "/api/v1/auth/password/change",
-                json={"current_password": password, "new_password": new},
-                headers=bearer(token),
-            )
-            token, password = response.get_json()["data"]["access_token"], new
+        change_password_again_and_again(api, token, times=4)
         deliver(limited_app)
         kinds = [m[2]["X-Lumyri-Mail"] for m in smtp_server.messages]
         assert kinds == ["verify_email"] + ["password_changed"] * 4

@@ -378,7 +378,7 @@ class TestServerErrors:
         def broken(**_fields):
             raise RuntimeError("SELECT password_hash FROM users -- secret detail")
 
-        monkeypatch.setitem(accounts.CREATORS, "admin", broken)
+        monkeypatch.setattr(accounts.repository, "create_account", broken)
         response = api.signup("admin")
         assert response.status_code == 500
         assert error_of(response)["code"] == "INTERNAL_ERROR"

@@ -26,8 +26,9 @@ CONTEXT = repository.AuditContext()
 
 def create(kind, **overrides):
     """An admin or customer account written straight through the repository."""
-    creator = getattr(repository, f"create_{kind}_account")
-    return creator(record=record(**overrides), password_hash="$argon2id$hash", context=CONTEXT)
+    return repository.create_account(
+        kind=kind, record=record(**overrides), password_hash="$argon2id$hash", context=CONTEXT
+    )
 
 
 def counts():
