@@ -47,13 +47,13 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Each worker holds only as many connections as it has threads, and answers each request
 # with "Connection: close": the requests waiting beyond that stay in the kernel's accept
 # queue and go, in arrival order, to whichever worker frees a thread first. With kept-alive
-# connections a client stays on the worker it first reached, so one worker could hold 6
-# of 8 busy clients while the other held 2, and their requests waited 3 times longer
-# (p99 up to 6 x p50 at concurrency 8; bench/README.md). gunicorn warns at start-up
+# connections a client stays on the worker it first reached, so one worker could hold
+# most of the busy clients and their requests waited far longer than the others'
+# (bench/README.md, "Fair waits"). gunicorn warns at start-up
 # that "no keepalived connections can be handled": that is the intent. Idle or slow
 # clients could hold these few connections, so the service must sit behind a proxy that
-# buffers whole requests (nginx, a cloud load balancer), as gunicorn advises (README,
-# Deployment). on_starting() makes this follow --threads given on the command line.
+# buffers whole requests (nginx, a cloud load balancer), as gunicorn advises
+# (docs/deployment.md). on_starting() makes this follow --threads given on the command line.
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", threads))
 timeout = 30
 graceful_timeout = 20

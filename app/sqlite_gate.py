@@ -55,8 +55,8 @@ class WriteGate:
 
     SQLite lets one transaction write at a time; another writer that finds the lock taken
     sleeps in SQLite's busy handler for 1, 2, 5, 10 ms and more between tries, whatever the
-    holder needs (a write here holds it well under a millisecond). Under load the
-    service's threads spent more time asleep there than working (bench/README.md). The
+    holder needs. Under load the service's threads slept there more than they worked
+    (bench/README.md, "Figures behind the code's choices"). The
     gate makes them queue before they write: a thread lock in each process, whose waiter
     wakes as soon as it is released, and a lock on a file beside the database between a
     host's gunicorn workers, tried every 50 us to 1 ms. SQLite's own locking still decides

@@ -34,9 +34,9 @@ LEASE_SECONDS = 120
 BATCH = 20
 # Under load (GATHER_WAKES wake-ups within GATHER_SECONDS), the sender lets the mails
 # committed in the next GATHER_SECONDS join the batch: several mails then share one claim
-# and one SMTP session (each mail in a batch of its own cost its sender and the SMTP
-# server about twice as much CPU: bench/README.md). A mail waits this much longer at
-# most, and only under load: otherwise it leaves at once.
+# and one SMTP session (a batch of one costs the sender and the SMTP server more CPU per
+# mail: bench/README.md, "Figures behind the code's choices"). A mail waits this much
+# longer at most, and only under load: otherwise it leaves at once.
 GATHER_SECONDS = 0.2
 GATHER_WAKES = 3
 # The longest pause of a sender whose rounds keep failing (the database unreachable).
