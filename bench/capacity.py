@@ -1,4 +1,4 @@
-"""The capacity table of the README, from committed benchmark results.
+"""The capacity table of docs/performance.md, from committed benchmark results.
 
 `python bench/capacity.py [RESULTS.json ...]` (default: every bench/results/latest*.json)
 prints, for each run, sign-ups and log-ins per second per core (the lower of admin and

@@ -1,4 +1,4 @@
-"""bench/capacity.py: the README's capacity table from a benchmark report."""
+"""bench/capacity.py: docs/performance.md's capacity table from a benchmark report."""
 
 from bench.capacity import capacity, table
 
