@@ -121,6 +121,25 @@ def postgres_schema(server_url):
         engine.dispose()
 
 
+@contextlib.contextmanager
+def proxied_postgres(server_url):
+    """A migrated schema of its own, reached through a TcpProxy that a test can cut or
+    silence; yields (direct URL, proxied URL, proxy). The proxy is closed afterwards."""
+    from tests.tcp_proxy import TcpProxy
+
+    with postgres_schema(server_url) as direct_url:
+        migrate_database(direct_url)
+        url = sa.make_url(direct_url)
+        proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+        proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+            hide_password=False
+        )
+        try:
+            yield direct_url, proxied_url, proxy
+        finally:
+            proxy.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_database(postgres_server):
     """A migrated schema of its own on the Postgres server, for the whole session."""

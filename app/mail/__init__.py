@@ -18,29 +18,14 @@ from app.mail.compose import (
     new_mail,
     unless_suppressed,
 )
-from app.mail.delivery import (
-    BATCH,
-    EXTENSION_KEY,
-    GATHER_SECONDS,
-    GATHER_WAKES,
-    MailSender,
-    init_app,
-    retry_delay,
-    sender,
-    wake_sender,
-)
+from app.mail.delivery import EXTENSION_KEY, init_app, sender, wake_sender
 
 __all__ = [
-    "BATCH",
     "EXTENSION_KEY",
-    "GATHER_SECONDS",
-    "GATHER_WAKES",
-    "MailSender",
     "choose_language",
     "count_suppressed",
     "init_app",
     "new_mail",
-    "retry_delay",
     "sender",
     "unless_suppressed",
     "wake_sender",

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from app.email_address import email_key
 from app.extensions import db
@@ -289,11 +288,8 @@ def _read_user(statement: sa.Select[Any], params: dict[str, Any]) -> User | None
 
 
 def _user_of(values: dict[str, Any]) -> User:
-    """A detached user (with role and company) from the columns of USER_ROW; the
-    session's own instance instead if it holds this user already (one per session)."""
-    held: User | None = db.session.identity_map.get(identity_key(User, values["id"]))
-    if held is not None:
-        return held
+    """A detached user (with role and company) from the columns of USER_ROW (nothing
+    attaches it: every change is a Core statement)."""
     company_values = {
         column.key: values.pop(f"company__{column.key}") for column in COMPANIES.columns
     }

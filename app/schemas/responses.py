@@ -1,13 +1,11 @@
 """The answers: the user object exactly as the contract shows it, the envelopes, and what
 /verify and introspection report."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from marshmallow import Schema, fields
 
-from app.schemas.rules import (
-    AnyField,
-)
+AnyField = TypeVar("AnyField", bound=fields.Field[Any])
 
 
 def response_field(field_class: type[AnyField], **kwargs: Any) -> AnyField:

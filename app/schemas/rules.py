@@ -3,7 +3,7 @@ canonical e-mail addresses, passwords, link tokens, the profile's normalised fie
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -15,7 +15,6 @@ PASSWORD_MAX = 128
 
 # A text rule's check: None when the value passes, else its message (or a list of them).
 Check = Callable[[str], str | list[str] | None]
-AnyField = TypeVar("AnyField", bound=fields.Field[Any])
 
 
 class TrimmedString(fields.String):

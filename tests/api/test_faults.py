@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from app import create_app, identity, mail
 from app.extensions import db
 from app.models import Company, SigningCredential, User
-from tests.conftest import migrate_database, postgres_schema
+from tests.conftest import proxied_postgres
 from tests.helpers import Api, bearer, error_of, signup_body
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
 BOUND_SECONDS = 5  # the contract: a 503 within 5 s
@@ -29,19 +28,12 @@ def proxied(request, postgres_server):
     """(app, api, proxy, direct URL): the app reaches a fresh schema through the proxy.
     Settings may be given as the fixture's parameter; /verify keeps no cache, so every
     check asks the database."""
-    with postgres_schema(postgres_server) as direct_url:
-        migrate_database(direct_url)
-        url = sa.make_url(direct_url)
-        proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-        proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(
-            hide_password=False
-        )
+    with proxied_postgres(postgres_server) as (direct_url, proxied_url, proxy):
         settings = {"SQLALCHEMY_DATABASE_URI": proxied_url, "TOKEN_CACHE_SECONDS": 0}
         app = create_app({**settings, **getattr(request, "param", {})})
         try:
             yield app, Api(app.test_client()), proxy, direct_url
         finally:
-            proxy.close()
             with app.app_context():
                 db.engine.dispose()
 

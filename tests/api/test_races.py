@@ -108,9 +108,15 @@ def test_two_deletions_at_once_one_204_one_401_one_mail(app, owner, monkeypatch)
 
 def test_every_event_that_holds_the_address_loses_it_with_the_account(app, api, owner):
     body, data = owner
-    headers = {"X-Forwarded-For": "203.0.113.9"}
-    assert api.signup("customer", body, headers=headers).status_code == 409  # a duplicate
+    assert api.signup("customer", body).status_code == 409  # a duplicate, with the client IP
     assert api.login(body["email"], "Wrong!Passw0rd").status_code == 401
+    with app.app_context():
+        duplicate = db.session.execute(
+            sa.select(AuditEvent.user_id, AuditEvent.email, AuditEvent.client_ip).where(
+                AuditEvent.event == "signup_duplicate"
+            )
+        ).one()
+    assert duplicate == (None, body["email"], "127.0.0.1")  # no user id: scrubbed by address
     assert (
         api.client.post(
             DELETE, json={"password": body["password"]}, headers=bearer(data["access_token"])

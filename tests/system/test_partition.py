@@ -10,12 +10,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import migrate_database, postgres_schema
+from tests.conftest import proxied_postgres
 from tests.gunicorn_rig import run_server
 from tests.helpers import PASSWORD, signup_body
-from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 MEASURED_BOUND_SECONDS = 4.5  # the contract says 5 s; the test times each answer itself
@@ -28,26 +26,17 @@ WORKERS, THREADS = 2, 2  # 4 threads in all: the bursts below are larger
 def served(postgres_server, tmp_path_factory):
     """(server, proxy): gunicorn reaching a fresh schema through the proxy, /verify with
     no cache (each check asks the database), the mail senders polling every 0.2 s."""
-    with postgres_schema(postgres_server) as direct_url:
-        migrate_database(direct_url)
-        url = sa.make_url(direct_url)
-        proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-        proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(
-            hide_password=False
-        )
-        try:
-            with run_server(
-                proxied_url,
-                tmp_path_factory.mktemp("partition"),
-                migrate_first=False,
-                WEB_CONCURRENCY=str(WORKERS),
-                GUNICORN_THREADS=str(THREADS),
-                TOKEN_CACHE_SECONDS="0",
-                MAIL_POLL_SECONDS="0.2",
-            ) as server:
-                yield server, proxy
-        finally:
-            proxy.close()
+    with proxied_postgres(postgres_server) as (_direct_url, proxied_url, proxy):
+        with run_server(
+            proxied_url,
+            tmp_path_factory.mktemp("partition"),
+            migrate_first=False,
+            WEB_CONCURRENCY=str(WORKERS),
+            GUNICORN_THREADS=str(THREADS),
+            TOKEN_CACHE_SECONDS="0",
+            MAIL_POLL_SECONDS="0.2",
+        ) as server:
+            yield server, proxy
 
 
 def timed(server, method, path, body=None, headers=None):
