@@ -261,12 +261,20 @@ class Config:
             "CONFIRM_EMAIL_CHANGE_URL", "http://localhost:3000/confirm-email?token={token}"
         )
     )
+    ACCEPT_INVITATION_URL = Setting(
+        lambda: parse_link(
+            "ACCEPT_INVITATION_URL", "http://localhost:3000/accept-invitation?token={token}"
+        )
+    )
     EMAIL_VERIFY_TTL_SECONDS = env_int("EMAIL_VERIFY_TTL_SECONDS", 259200, minimum=60)
     PASSWORD_RESET_TTL_SECONDS = env_int("PASSWORD_RESET_TTL_SECONDS", 3600, minimum=60)
     EMAIL_CHANGE_TTL_SECONDS = env_int("EMAIL_CHANGE_TTL_SECONDS", 86400, minimum=60)
     RATELIMIT_PASSWORD_FORGOT = env_str("RATELIMIT_PASSWORD_FORGOT", "10/minute")
     RATELIMIT_MAIL_PER_ADDRESS = env_str("RATELIMIT_MAIL_PER_ADDRESS", "3/hour")
     RATELIMIT_VERIFICATION_MAIL = env_str("RATELIMIT_VERIFICATION_MAIL", "3/hour")
+    # Companies and teams: how long an invitation's link is good; invitations per company.
+    INVITATION_TTL_SECONDS = env_int("INVITATION_TTL_SECONDS", 604800, minimum=60)
+    RATELIMIT_INVITATIONS = env_str("RATELIMIT_INVITATIONS", "100/hour")
     GENERATE_SECRET_KEY = False
     # Without SMTP_URL, mails are written as .eml files (development) or refused (production).
     MAIL_FILES_ALLOWED = False

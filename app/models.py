@@ -21,6 +21,12 @@ else:
 
 ADMIN_ROLE = "Admin"
 CUSTOMER_ROLE = "Customer"
+# The system roles' fixed ids, the same in every company and deployment (seeded by the
+# first migration).
+ADMIN_ROLE_ID = "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01"
+CUSTOMER_ROLE_ID = "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a02"
+SYSTEM_ROLE = "SYSTEM ROLE"
+CUSTOM_ROLE = "CUSTOM ROLE"
 STATE_CARD_NOT_FOUND = "CARD_NOT_FOUND"
 STATE_ACTIVED = "ACTIVED"  # spelled as in the platform's API document
 # NFKC can make one character of a local part (at most 64) up to 18 (U+FDFA).
@@ -44,15 +50,25 @@ def as_utc(moment: datetime) -> datetime:
 
 
 class Role(Model):
-    """A system role with its permission tree; seeded by a migration."""
+    """A role with its permission tree (app.permissions): a system role (no company:
+    `Admin` and `Customer`, fixed ids, seeded by a migration) or a company's custom role,
+    whose name is unique in its company by its comparison form `name_key`."""
 
     __tablename__ = "roles"
+    __table_args__ = (sa.Index("uq_roles_company_name_key", "company_id", "name_key", unique=True),)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
-    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
     description: Mapped[str] = mapped_column(sa.String(255), default="")
     category: Mapped[str] = mapped_column(sa.String(64))
     permission: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    company_id: Mapped[str | None] = mapped_column(
+        sa.String(36),
+        sa.ForeignKey("companies.id", name="fk_roles_company_id_companies", ondelete="CASCADE"),
+        default=None,
+    )
+    name_key: Mapped[str] = mapped_column(sa.String(256), default="", server_default="")
+    created_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
 
 
 class Company(Model):
@@ -74,6 +90,7 @@ class User(Model):
     form, is unique (app.email_address): every spelling of one mailbox is one account."""
 
     __tablename__ = "users"
+    __table_args__ = (sa.Index("ix_users_company_joined", "company_id", "joined_at", "id"),)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
     first_name: Mapped[str] = mapped_column(sa.String(100))
@@ -102,6 +119,8 @@ class User(Model):
     # Counts the changes of the password and of the address (app.links binds reset and
     # e-mail-change links to it; such a change is written only where it is unchanged).
     security_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    # When the member joined its company (None without one).
+    joined_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)
 
     # Read-only: every write is a Core statement (app.repository); a user read with Core
     # carries detached copies of its company and role.
@@ -140,6 +159,10 @@ class AuditEvent(Model):
     email: Mapped[str] = mapped_column(sa.String(254), default="", index=True)
     client_ip: Mapped[str] = mapped_column(sa.String(64), default="")
     request_id: Mapped[str] = mapped_column(sa.String(128), default="")
+    # What the event acted on (a member, invitation, role or session), and details (a
+    # role change's changed permission leaves).
+    target_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+    detail: Mapped[str] = mapped_column(sa.String(1000), default="", server_default="")
 
 
 class IdempotencyKey(Model):
@@ -196,3 +219,45 @@ class OutboxMail(Model):
     # A sender's claim: until then no other sender takes the mail.
     claimed_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)
     claim: Mapped[str] = mapped_column(sa.String(32), default="")
+
+
+INVITATION_PENDING = "pending"
+INVITATION_ACCEPTED = "accepted"
+INVITATION_REVOKED = "revoked"
+INVITATION_EXPIRED = "expired"  # shown, never stored: a pending one past expires_at
+
+
+class Invitation(Model):
+    """An invitation to a company, bound to the invited address (its comparison form).
+    Its link is bound to `link_version`, which a resend moves on; `role_name` keeps the
+    name of the role it named for when that role is deleted after it closed."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        sa.Index("ix_invitations_company_created", "company_id", "created_at"),
+        sa.Index("ix_invitations_company_email_key", "company_id", "email_key"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    company_id: Mapped[str] = mapped_column(
+        sa.String(36),
+        sa.ForeignKey(
+            "companies.id", name="fk_invitations_company_id_companies", ondelete="CASCADE"
+        ),
+    )
+    email: Mapped[str] = mapped_column(sa.String(254))
+    email_key: Mapped[str] = mapped_column(sa.String(EMAIL_KEY_MAX))
+    role_id: Mapped[str] = mapped_column(sa.String(36), index=True)
+    role_name: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(
+        sa.String(16), default=INVITATION_PENDING, server_default=INVITATION_PENDING
+    )
+    invited_by: Mapped[str | None] = mapped_column(
+        sa.String(36),
+        sa.ForeignKey("users.id", name="fk_invitations_invited_by_users", ondelete="SET NULL"),
+        default=None,
+    )
+    link_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)

@@ -108,6 +108,11 @@ def limit_verification_mail(user_id: str) -> None:
     _enforce("RATELIMIT_VERIFICATION_MAIL", user_id)
 
 
+def limit_invitations(company_id: str) -> None:
+    """Invitations (not resends): RATELIMIT_INVITATIONS per company."""
+    _enforce("RATELIMIT_INVITATIONS", "company", company_id)
+
+
 def mail_allowed_to(email: str) -> bool:
     """Spend one of RATELIMIT_MAIL_PER_ADDRESS mails to an address (reset mails, and every
     mail to an address not verified: app.mail.unless_suppressed); False beyond it, when

@@ -27,6 +27,7 @@ from app.models import (
     User,
     as_utc,
     new_uuid,
+    utc_now,
 )
 from app.repository.audit import AuditContext, write_event
 from app.repository.core import (
@@ -86,9 +87,16 @@ def new_credential(user_id: str) -> SigningCredential:
 # code's choices").
 # What they return are ORM objects all the same, detached and fully loaded.
 EMAIL_KEY_TAKEN = sa.select(USERS.c.id).where(USERS.c.email_key == sa.bindparam("email_key"))
+# A user with its company and its role (a system role, or its company's custom role).
 USER_ROW = sa.select(
-    USERS, *(column.label(f"company__{column.key}") for column in COMPANIES.c)
-).select_from(USERS.outerjoin(COMPANIES, COMPANIES.c.id == USERS.c.company_id))
+    USERS,
+    *(column.label(f"company__{column.key}") for column in COMPANIES.c),
+    *(column.label(f"role__{column.key}") for column in ROLES.c),
+).select_from(
+    USERS.outerjoin(COMPANIES, COMPANIES.c.id == USERS.c.company_id).join(
+        ROLES, ROLES.c.id == USERS.c.role_id
+    )
+)
 USER_BY_EMAIL_KEY = USER_ROW.where(USERS.c.email_key == sa.bindparam("email_key"))
 USER_BY_ID = USER_ROW.where(USERS.c.id == sa.bindparam("user_id"))
 USER_BY_CREDENTIAL = (
@@ -197,6 +205,7 @@ def create_account(
     rows: list[Any] = [user, credential]
     if company is not None:
         user.company_id = company.id
+        user.joined_at = utc_now()
         rows.insert(0, company)
     if mail is not None:
         mail.user_id = user.id
@@ -252,18 +261,30 @@ def live_credential(*, credential_id: str, user: User) -> SigningCredential | No
 
 
 class CredentialIdentity(NamedTuple):
-    """What /verify needs of a credential's account, read in one small query."""
+    """What /verify needs of a credential's account, read in one small query: the user,
+    the company, the role (id, name, permission tree) and the session (the credential)."""
 
     user_id: str
     company_id: str | None
+    role_id: str
     role: str
+    permission: dict[str, Any]
     email_verified_at: datetime | None
+    session_id: str
 
 
 # One statement, built once, for /verify's cache miss (bench/README.md, "Figures behind
 # the code's choices").
 CREDENTIAL_IDENTITY = (
-    sa.select(USERS.c.id, USERS.c.company_id, ROLES.c.name, USERS.c.email_verified_at)
+    sa.select(
+        USERS.c.id,
+        USERS.c.company_id,
+        ROLES.c.id,
+        ROLES.c.name,
+        ROLES.c.permission,
+        USERS.c.email_verified_at,
+        CREDENTIALS.c.id,
+    )
     .join(CREDENTIALS, CREDENTIALS.c.user_id == USERS.c.id)
     .join(ROLES, ROLES.c.id == USERS.c.role_id)
     .where(CREDENTIALS.c.key == sa.bindparam("key"))
@@ -293,10 +314,11 @@ def _user_of(values: dict[str, Any]) -> User:
     company_values = {
         column.key: values.pop(f"company__{column.key}") for column in COMPANIES.columns
     }
+    role_values = {column.key: values.pop(f"role__{column.key}") for column in ROLES.columns}
     user: User = detached(User, **values)
     company = detached(Company, **company_values) if user.company_id else None
     set_committed_value(user, "company", company)
-    set_committed_value(user, "role", system_role_by_id(user.role_id))
+    set_committed_value(user, "role", detached(Role, **role_values))
     return user
 
 

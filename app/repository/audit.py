@@ -27,8 +27,12 @@ def write_event(
     context: AuditContext,
     user_id: str | None = None,
     email: str = "",
+    target_id: str | None = None,
+    detail: str = "",
 ) -> None:
-    """Add an audit event to the connection's transaction (committed with what it records)."""
+    """Add an audit event to the connection's transaction (committed with what it records):
+    who acted (`user_id`, `email`), on what (`target_id`: a member, invitation, role or
+    session), and details (`detail`)."""
     connection.execute(
         WRITE_EVENT,
         {
@@ -38,6 +42,8 @@ def write_event(
             "email": email,
             "client_ip": context.client_ip,
             "request_id": context.request_id,
+            "target_id": target_id,
+            "detail": detail,
         },
     )
 

@@ -13,6 +13,7 @@ from app.models import (
     AuditEvent,
     Company,
     IdempotencyKey,
+    Invitation,
     OutboxMail,
     Role,
     SigningCredential,
@@ -26,6 +27,7 @@ CREDENTIALS = cast(sa.Table, SigningCredential.__table__)
 AUDIT_EVENTS = cast(sa.Table, AuditEvent.__table__)
 OUTBOX = cast(sa.Table, OutboxMail.__table__)
 IDEMPOTENCY_KEYS = cast(sa.Table, IdempotencyKey.__table__)
+INVITATIONS = cast(sa.Table, Invitation.__table__)
 
 
 class AccountGone(Exception):
@@ -39,6 +41,11 @@ class ChangedMeanwhile(Exception):
 
 class DuplicateEmail(Exception):
     """An account with this normalised e-mail exists (the unique index said so)."""
+
+
+class CompanyGone(Exception):
+    """The company was deleted (with its last member) while this change was being made:
+    nothing was written."""
 
 
 # The lock alone: a write that changes nothing (built once: the hottest of its kind).
@@ -75,6 +82,27 @@ def lock_account(
         )
         db.session.rollback()
         raise ChangedMeanwhile() if exists else AccountGone()
+
+
+LOCK_COMPANY = (
+    sa.update(COMPANIES)
+    .where(COMPANIES.c.id == sa.bindparam("company_id"))
+    .values(id=COMPANIES.c.id)
+)
+
+
+def lock_company(connection: sa.Connection, company_id: str) -> None:
+    """The first statement of every change of a company's team (its members' roles and
+    membership, its roles, its invitations, its fields) and of an account deletion in a
+    company: locks the company's row until the commit, so such changes of one company
+    happen one after the other and each checks its rules (permissions, the last Admin)
+    on the state it commits on. The account rows it changes are locked after it (always
+    in this order: company, then accounts). CompanyGone, with nothing written, when the
+    company was deleted meanwhile."""
+    result = connection.execute(LOCK_COMPANY, {"company_id": company_id})
+    if cast(sa.CursorResult[Any], result).rowcount != 1:
+        db.session.rollback()
+        raise CompanyGone()
 
 
 _INSERTS: dict[sa.Table, sa.Insert] = {}
