@@ -3,9 +3,10 @@
 Forward authentication (`/verify`) and introspection answer for every request of every
 platform service, so they answer from a per-process cache: a token's identity is kept
 for at most TOKEN_CACHE_SECONDS (and never past the token's `exp`). A revocation (a
-rotated or deleted credential) or a change of the identity (an address verified) is
-seen by them within that window, and at once by every other endpoint, which always
-verifies against the database (app.tokens.require_access_token).
+rotated or deleted credential) or a change of the identity (an address verified, a role
+given or taken, a role's permissions changed) is seen by them within that window, and at
+once by every other endpoint, which always verifies against the database
+(app.tokens.require_access_token).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from flask import Flask, current_app
 
 from app import repository
 from app.errors import InvalidToken
+from app.permissions import sorted_leaves
 from app.tokens import claims_match, signed_claims
 
 EXTENSION_KEY = "lumyri_identity_cache"
 MAX_CACHED_TOKENS = 10_000
+MAX_REMEMBERED_ROLES = 1_000
 # Compared against when a client id is unknown, so that the answer takes the same time.
 UNKNOWN_CLIENT_SECRET = "x" * 64
 
@@ -34,7 +37,10 @@ class Identity:
 
     user_id: str
     company_id: str
-    role: str
+    role_id: str
+    role: str  # the role's name
+    permissions: tuple[str, ...]  # the role's `true` leaves, sorted (app.permissions)
+    session_id: str  # the signing credential's id
     email_verified: bool
     issuer: str
     issued_at: int
@@ -42,7 +48,8 @@ class Identity:
 
 
 class IdentityCache:
-    """token -> (identity, monotonic time until which it may be used), per process.
+    """token -> (identity, monotonic time until which it may be used), per process; and
+    each role's permission leaves, with the tree they came from (`permissions`).
 
     Bounded: past MAX_CACHED_TOKENS entries the oldest are dropped. Plain dict
     operations, each atomic under the GIL; the lock only guards the eviction."""
@@ -52,6 +59,8 @@ class IdentityCache:
         self.max_entries = max_entries
         self.entries: dict[str, tuple[Identity, float]] = {}
         self.lock = threading.Lock()
+        # role id -> (the permission tree the leaves were computed from, its leaves).
+        self.roles: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {}
 
     def get(self, token: str) -> Identity | None:
         """The cached identity of a token, if it is still fresh and the token unexpired."""
@@ -85,6 +94,20 @@ class IdentityCache:
                     self.entries.pop(oldest, None)
         self.entries[token] = (identity, time.monotonic() + self.seconds)
 
+    def permissions(self, role_id: str, tree: dict[str, Any]) -> tuple[str, ...]:
+        """A role's sorted `true` leaves, remembered with the tree they came from, never by
+        the role's id alone: the tree read with the account is compared with it (a
+        fraction of the leaves' cost), so a role whose permissions changed gets new leaves
+        at its next read, within TOKEN_CACHE_SECONDS."""
+        known = self.roles.get(role_id)
+        if known is not None and known[0] == tree:
+            return known[1]
+        leaves = sorted_leaves(tree)
+        if len(self.roles) >= MAX_REMEMBERED_ROLES:
+            self.roles.clear()
+        self.roles[role_id] = (tree, leaves)
+        return leaves
+
 
 def init_app(app: Flask) -> None:
     """One cache per app (and so per gunicorn worker process)."""
@@ -117,7 +140,10 @@ def identify(token: str) -> Identity:
     identity = Identity(
         user_id=account.user_id,
         company_id=account.company_id or "",
+        role_id=account.role_id,
         role=account.role,
+        permissions=cache.permissions(account.role_id, account.permission),
+        session_id=account.session_id,
         email_verified=account.email_verified_at is not None,
         issuer=claims["iss"],
         issued_at=int(claims["iat"]),

@@ -41,9 +41,22 @@ INTROSPECT = {
 IDENTITY_HEADERS = {
     "X-User-Id": {"schema": {"type": "string"}},
     "X-Company-Id": {"schema": {"type": "string"}, "description": '"" for a customer'},
-    "X-User-Role": {"schema": {"type": "string", "enum": ["Admin", "Customer"]}},
+    "X-User-Role": {
+        "schema": {"type": "string"},
+        "description": "The role's name (Admin, Customer or a custom role's): its UTF-8, "
+        "with every byte outside 0x20-0x7E, and %, written %XX (upper-case hex)",
+    },
+    "X-User-Role-Id": {"schema": {"type": "string"}},
+    "X-User-Permissions": {
+        "schema": {"type": "string"},
+        "description": "The role's true leaves (section.resource.level), sorted, "
+        'comma-separated; "" for none',
+    },
+    "X-Session-Id": {"schema": {"type": "string"}},
     "X-Email-Verified": {"schema": {"type": "string", "enum": ["true", "false"]}},
 }
+# The bytes of a role's name sent as they are in X-User-Role: printable ASCII but `%`.
+HEADER_SAFE = frozenset(range(0x20, 0x7F)) - {ord("%")}
 INTROSPECTION_BODY = {
     "required": True,
     "content": {
@@ -64,9 +77,11 @@ INTROSPECTION_BODY = {
 @bp.get("/verify")
 @documented(
     summary="Forward authentication for a gateway",
-    description="The bearer token's identity, in the X-User-Id, X-Company-Id, X-User-Role "
-    "and X-Email-Verified headers and in the body. Answered from a per-process cache: a "
-    "revocation is seen within TOKEN_CACHE_SECONDS. HEAD answers the same without a body.",
+    description="The bearer token's identity, in the X-User-Id, X-Company-Id, X-User-Role, "
+    "X-User-Role-Id, X-User-Permissions, X-Session-Id and X-Email-Verified headers and in "
+    "the body (the role's name as is there). Answered from a per-process cache: a "
+    "revocation, or a change of the identity, is seen within TOKEN_CACHE_SECONDS. HEAD "
+    "answers the same without a body.",
     tags=["platform"],
     bearer=True,
     response=(200, IdentityEnvelopeSchema, "A valid token"),
@@ -100,6 +115,9 @@ def verify_answer(who: identity.Identity) -> tuple[bytes, tuple[tuple[str, str],
         "user_id": who.user_id,
         "company_id": who.company_id,
         "role": who.role,
+        "role_id": who.role_id,
+        "permissions": list(who.permissions),
+        "session_id": who.session_id,
         "email_verified": who.email_verified,
     }
     body = envelope(data).encode()
@@ -108,11 +126,27 @@ def verify_answer(who: identity.Identity) -> tuple[bytes, tuple[tuple[str, str],
         ("Content-Length", str(len(body))),
         ("X-User-Id", who.user_id),
         ("X-Company-Id", who.company_id),
-        ("X-User-Role", who.role),
+        ("X-User-Role", header_text(who.role)),
+        ("X-User-Role-Id", who.role_id),
+        ("X-User-Permissions", ",".join(who.permissions)),
+        ("X-Session-Id", who.session_id),
         ("X-Email-Verified", "true" if who.email_verified else "false"),
         ("Cache-Control", "no-store"),
     )
     return body, headers
+
+
+def header_text(text: str) -> str:
+    """Text as a header value of printable ASCII: its UTF-8, with every byte outside
+    0x20-0x7E, and `%`, written `%XX` in upper-case hex (a space stays a space), as the
+    contract writes X-User-Role. A lone surrogate (no name should hold one) is written
+    as its surrogatepass bytes rather than failing the answer."""
+    if text.isascii() and text.isprintable() and "%" not in text:
+        return text
+    return "".join(
+        chr(byte) if byte in HEADER_SAFE else f"%{byte:02X}"
+        for byte in text.encode("utf-8", "surrogatepass")
+    )
 
 
 def introspection_client() -> None:
@@ -179,6 +213,9 @@ def introspect() -> Response:
         "user_id": who.user_id,
         "company_id": who.company_id,
         "role": who.role,
+        "role_id": who.role_id,
+        "permissions": list(who.permissions),
+        "session_id": who.session_id,
         "email_verified": who.email_verified,
         "iss": who.issuer,
         "iat": who.issued_at,

@@ -156,7 +156,22 @@ class IdentitySchema(Schema):
     company_id = response_field(
         fields.String, metadata={"description": 'The company\'s id; "" for a customer'}
     )
-    role = response_field(fields.String, metadata={"enum": ROLE_NAMES})
+    role = response_field(
+        fields.String,
+        metadata={"description": "The role's name: Admin, Customer or a custom role's"},
+    )
+    role_id = response_field(fields.String, metadata={"format": "uuid"})
+    permissions = response_field(
+        fields.List,
+        cls_or_instance=fields.String(),
+        metadata={
+            "description": "The role's `true` permission leaves as section.resource.level "
+            "(e.g. platform.admins.view), sorted; empty for none"
+        },
+    )
+    session_id = response_field(
+        fields.String, metadata={"description": "The session's (signing credential's) id"}
+    )
     email_verified = response_field(fields.Boolean)
 
 
@@ -169,7 +184,12 @@ class IntrospectionSchema(Schema):
     sub = fields.String(metadata={"description": "the user's id"})
     user_id = fields.String()
     company_id = fields.String()
-    role = fields.String(metadata={"enum": ROLE_NAMES})
+    role = fields.String(metadata={"description": "The role's name"})
+    role_id = fields.String()
+    permissions = fields.List(
+        fields.String(), metadata={"description": "As /verify's: the role's leaves, sorted"}
+    )
+    session_id = fields.String(metadata={"description": "The session's (signing credential's) id"})
     email_verified = fields.Boolean()
     iss = fields.String(metadata={"description": "the signing credential's key"})
     iat = fields.Integer()

@@ -16,7 +16,7 @@ from flask import request, request_started
 
 from app.api.verify_fast_path import VerifyFastPath
 from app.extensions import db
-from app.models import User
+from app.models import SigningCredential, User
 from app.tokens import credential_secret
 from tests.helpers import Api, account, bearer, error_of, metric_sample
 
@@ -25,7 +25,15 @@ INTROSPECT = "/api/v1/auth/introspect"
 CLIENT_SECRET = "s3cret-of-the-tickets-service-0123456789"
 OTHER_SECRET = "another-client-secret-abcdefghijklmnop"
 CLIENTS = {"tickets": CLIENT_SECRET, "live.map-2": OTHER_SECRET}
-IDENTITY_HEADERS = ("X-User-Id", "X-Company-Id", "X-User-Role", "X-Email-Verified")
+IDENTITY_HEADERS = (
+    "X-User-Id",
+    "X-Company-Id",
+    "X-User-Role",
+    "X-User-Role-Id",
+    "X-User-Permissions",
+    "X-Session-Id",
+    "X-Email-Verified",
+)
 INTROSPECTION_KEYS = {
     "active",
     "token_type",
@@ -33,11 +41,44 @@ INTROSPECTION_KEYS = {
     "user_id",
     "company_id",
     "role",
+    "role_id",
+    "permissions",
+    "session_id",
     "email_verified",
     "iss",
     "iat",
     "exp",
 }
+# The system roles' fixed ids (the contract: the same in every deployment).
+ROLE_IDS = {
+    "Admin": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01",
+    "Customer": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a02",
+}
+# The Admin role's tree: every `all` and `view` of 4 platform resources and 6
+# application resources (`application.applications` is null), 20 leaves, sorted.
+ADMIN_LEAVES = [
+    "application.agents.all",
+    "application.agents.view",
+    "application.customers.all",
+    "application.customers.view",
+    "application.labels.all",
+    "application.labels.view",
+    "application.live_map.all",
+    "application.live_map.view",
+    "application.settings.all",
+    "application.settings.view",
+    "application.tickets.all",
+    "application.tickets.view",
+    "platform.admins.all",
+    "platform.admins.view",
+    "platform.applications.all",
+    "platform.applications.view",
+    "platform.billing.all",
+    "platform.billing.view",
+    "platform.roles.all",
+    "platform.roles.view",
+]
+LEAVES = {"Admin": ADMIN_LEAVES, "Customer": []}
 
 
 @pytest.fixture
@@ -69,16 +110,30 @@ def introspect(client, token, credentials=None, **extra):
     return client.post(INTROSPECT, data={"token": token, **extra}, headers=headers)
 
 
+def session_of(app, token):
+    """The id of the signing credential (the session) that signed a token, from the
+    database."""
+    key = jwt.decode(token, options={"verify_signature": False})["iss"]
+    with app.app_context():
+        return db.session.scalar(
+            sa.select(SigningCredential.id).where(SigningCredential.key == key)
+        )
+
+
 class TestVerify:
     @pytest.mark.parametrize("kind", ["admin", "customer"])
-    def test_a_valid_token_gets_its_identity_in_headers_and_body(self, client, api, kind):
+    def test_a_valid_token_gets_its_identity_in_headers_and_body(self, client, api, platform, kind):
         token, user = account(api, kind)
+        session_id = session_of(platform, token)
         response = client.get(VERIFY, headers=bearer(token))
         assert response.status_code == 200
         role = "Admin" if kind == "admin" else "Customer"
         assert response.headers["X-User-Id"] == user["id"]
         assert response.headers["X-Company-Id"] == user["company"]["id"]
         assert response.headers["X-User-Role"] == role
+        assert response.headers["X-User-Role-Id"] == ROLE_IDS[role]
+        assert response.headers["X-User-Permissions"] == ",".join(LEAVES[role])
+        assert response.headers["X-Session-Id"] == session_id
         assert response.headers["X-Email-Verified"] == "false"
         assert response.headers["Cache-Control"] == "no-store"
         assert response.get_json() == {
@@ -87,11 +142,17 @@ class TestVerify:
                 "user_id": user["id"],
                 "company_id": user["company"]["id"],
                 "role": role,
+                "role_id": ROLE_IDS[role],
+                "permissions": LEAVES[role],
+                "session_id": session_id,
                 "email_verified": False,
             },
         }
         if kind == "customer":
             assert response.headers["X-Company-Id"] == ""
+            assert response.headers["X-User-Permissions"] == ""  # present, empty
+        else:
+            assert len(ADMIN_LEAVES) == 20 == len(set(ADMIN_LEAVES))
 
     def test_identity_headers_the_client_sent_are_ignored(self, client, api):
         token, user = account(api)
@@ -197,20 +258,24 @@ class TestCache:
 
 class TestIntrospection:
     @pytest.mark.parametrize("kind", ["admin", "customer"])
-    def test_an_active_token(self, client, api, kind):
+    def test_an_active_token(self, client, api, platform, kind):
         token, user = account(api, kind)
         response = introspect(client, token, token_type_hint="access_token")
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "no-store"
         answer = response.get_json()
         claims = jwt.decode(token, options={"verify_signature": False})
+        role = "Admin" if kind == "admin" else "Customer"
         assert answer == {
             "active": True,
             "token_type": "access_token",
             "sub": user["id"],
             "user_id": user["id"],
             "company_id": user["company"]["id"],
-            "role": "Admin" if kind == "admin" else "Customer",
+            "role": role,
+            "role_id": ROLE_IDS[role],
+            "permissions": LEAVES[role],
+            "session_id": session_of(platform, token),
             "email_verified": False,
             "iss": claims["iss"],
             "iat": claims["iat"],
@@ -373,7 +438,15 @@ def test_the_verify_log_line_may_be_turned_off(make_app, caplog, logged):
 def test_the_openapi_document_describes_both(client):
     document = client.get("/api/v1/openapi.json").get_json()
     verify = document["paths"][VERIFY]["get"]
-    assert set(IDENTITY_HEADERS) <= set(verify["responses"]["200"]["headers"])
+    headers = verify["responses"]["200"]["headers"]
+    assert set(IDENTITY_HEADERS) <= set(headers)
+    assert "enum" not in headers["X-User-Role"]["schema"]  # custom roles have any name
+    schemas = document["components"]["schemas"]
+    reported = {"role", "role_id", "permissions", "session_id"}
+    assert reported <= set(schemas["Identity"]["required"])
+    assert schemas["Identity"]["properties"]["permissions"]["type"] == "array"
+    assert "enum" not in schemas["Identity"]["properties"]["role"]
+    assert set(schemas["Introspection"]["properties"]) == INTROSPECTION_KEYS
     introspection = document["paths"][INTROSPECT]["post"]
     assert "application/x-www-form-urlencoded" in introspection["requestBody"]["content"]
     assert introspection["responses"]["401"]["headers"]["WWW-Authenticate"]
