@@ -14,10 +14,15 @@ import subprocess
 import threading
 import time
 import typing
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
+from app.api.platform import IDENTITY_HEADERS as VERIFY_IDENTITY_HEADERS
 from app.errors import ERRORS
+from app.models import Role, User
+from app.permissions import tree_of
 from tests.conftest import postgres_schema, running_in_ci
 from tests.gunicorn_rig import run_server
 from tests.helpers import (
@@ -33,7 +38,31 @@ from tests.helpers import (
 pytestmark = pytest.mark.e2e
 
 VERIFY_PATH = "/api/v1/auth/verify"
-IDENTITY_HEADERS = ("X-User-Id", "X-Company-Id", "X-User-Role", "X-Email-Verified")
+IDENTITY_HEADERS = (
+    "X-User-Id",
+    "X-Company-Id",
+    "X-User-Role",
+    "X-User-Role-Id",
+    "X-User-Permissions",
+    "X-Session-Id",
+    "X-Email-Verified",
+)
+ROLE_IDS = {
+    "admin": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01",
+    "customer": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a02",
+}
+# The Admin role's 20 leaves, sorted (tests/api/test_platform.py lists them).
+ADMIN_PERMISSIONS = ",".join(
+    sorted(
+        f"{section}.{resource}.{level}"
+        for section, resources in (
+            ("platform", ("applications", "admins", "roles", "billing")),
+            ("application", ("tickets", "agents", "customers", "live_map", "labels", "settings")),
+        )
+        for resource in resources
+        for level in ("all", "view")
+    )
+)
 # What a client may send to pass for another address, scheme or host: none of it may reach
 # the service or a platform service (X_Forwarded_For is X-Forwarded-For to Werkzeug).
 FORGED_FORWARDING = {
@@ -344,6 +373,10 @@ def test_platform_needs_a_valid_token(stack):
 def test_platform_gets_the_identity_from_verify_and_never_the_clients(stack, kind):
     port, _ = stack
     token, user = signed_up(port, kind)
+    status, verified, _ = call(
+        port, "GET", VERIFY_PATH, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert status == 200
     forged = {header: "forged" for header in IDENTITY_HEADERS}
     status, _, raw = call(
         port,
@@ -359,12 +392,101 @@ def test_platform_gets_the_identity_from_verify_and_never_the_clients(stack, kin
     assert headers["authorization"] == f"Bearer {token}"
     assert headers["x-user-id"] == user["id"]
     assert headers["x-user-role"] == ("Admin" if kind == "admin" else "Customer")
+    assert headers["x-user-role-id"] == ROLE_IDS[kind]
+    assert headers["x-session-id"] == verified["X-Session-Id"]
+    assert len(headers["x-session-id"]) == 36
     assert headers["x-email-verified"] == "false"
-    assert headers.get("x-company-id", "") == user["company"]["id"]
+    assert headers.get("x-company-id", "") == user["company"]["id"]  # absent or empty
+    assert len(ADMIN_PERMISSIONS.split(",")) == 20
+    expected = ADMIN_PERMISSIONS if kind == "admin" else ""
+    assert headers.get("x-user-permissions", "") == expected  # absent or empty: none
     assert "forged" not in headers.values()
     assert headers["x-forwarded-for"] == "127.0.0.11"
     assert headers["x-forwarded-proto"] == "http"
     assert not set(DROPPED_HEADERS) & set(headers)
+
+
+def test_platform_gets_a_custom_roles_name_percent_encoded(stack):
+    """A custom role (written with SQL: a row of `roles` for the company, the account's
+    `role_id` pointed at it): its name goes upstream as /verify wrote it."""
+    port, service = stack
+    token, user = signed_up(port, "admin")
+    role_id = str(uuid.uuid4())
+    name = "Équipe 100% 日本"
+    leaves = ["application.tickets.view", "platform.admins.view"]
+    engine = sa.create_engine(service.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(Role).values(
+                    id=role_id,
+                    name=name,
+                    description="",
+                    category="CUSTOM ROLE",
+                    permission=tree_of(leaves),
+                    company_id=user["company"]["id"],
+                    name_key=name.casefold(),
+                )
+            )
+            connection.execute(sa.update(User).where(User.id == user["id"]).values(role_id=role_id))
+        forged = {header: "forged" for header in IDENTITY_HEADERS}
+        status, _, raw = call(
+            port,
+            "GET",
+            "/platform/roles",
+            headers={"Authorization": f"Bearer {token}", **forged},
+        )
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.update(User).where(User.id == user["id"]).values(role_id=ROLE_IDS["admin"])
+            )
+            connection.execute(sa.delete(Role).where(Role.id == role_id))
+        engine.dispose()
+    assert status == 200
+    headers = {key.lower(): value for key, value in json.loads(raw)["headers"].items()}
+    assert headers["x-user-role"] == "%C3%89quipe 100%25 %E6%97%A5%E6%9C%AC"
+    assert headers["x-user-role-id"] == role_id
+    assert headers["x-user-permissions"] == ",".join(leaves)
+    assert "forged" not in headers.values()
+
+
+def test_identity_headers_a_client_sends_reach_neither_the_check_nor_the_platform(stand_ins):
+    """The service's stand-in answers the check 200 without identity headers: whatever
+    the client sent in them must reach neither it nor the platform's stand-in."""
+    port, service, platform = stand_ins
+    marker = f"m{time.monotonic_ns()}"
+    forged = {header: "forged" for header in IDENTITY_HEADERS}
+    lower = {header.lower(): "forged" for header in IDENTITY_HEADERS}  # any case
+    for sent in (forged, lower):
+        headers = {"Authorization": f"Bearer {marker}", **sent}
+        assert call(port, "GET", f"/platform/x?{marker}", headers=headers)[0] == 200
+    seen = [
+        request
+        for stand_in_server in (service, platform)
+        for request in stand_in_server.seen
+        if request.header("Authorization") == [f"Bearer {marker}"]
+    ]
+    assert [request.path for request in seen] == [VERIFY_PATH] * 2 + [f"/platform/x?{marker}"] * 2
+    for request in seen:
+        assert not [header for header in IDENTITY_HEADERS if request.header(header)], request
+
+
+def test_the_template_passes_and_blanks_every_identity_header_of_verify():
+    """Each header /verify answers with (app.api.platform) is taken from the check's
+    answer and passed to /platform/, and blanked on the check's own request."""
+    with open(gateway_module().TEMPLATE, encoding="utf-8") as handle:
+        lines = [line.split() for line in handle.read().splitlines()]
+    assert set(VERIFY_IDENTITY_HEADERS) == set(IDENTITY_HEADERS)
+    for header in VERIFY_IDENTITY_HEADERS:
+        upstream = "$upstream_http_" + header.lower().replace("-", "_") + ";"
+        (taken,) = [
+            words[1]
+            for words in lines
+            if words[:1] == ["auth_request_set"] and words[2] == upstream
+        ]
+        assert ["proxy_set_header", header, taken + ";"] in lines
+        assert ["proxy_set_header", header, '"";'] in lines
 
 
 def test_a_revoked_token_is_refused_within_the_cache_window(stack):
