@@ -260,3 +260,214 @@ def run_example(server, script, *args, **env):
 def run_example_json(server, script, *args, **env):
     """Run one of the examples/ scripts against a running server; its output, parsed."""
     return json.loads(run_example(server, script, *args, **env))
+
+
+# Companies and teams (the contract's section of that name): paths, permission trees, and
+# a `Team` that signs companies up, makes roles and brings members in through invitations.
+COMPANY_PATH = "/api/v1/auth/company"
+MEMBERS_PATH = "/api/v1/auth/company/members"
+INVITATIONS_PATH = "/api/v1/auth/company/invitations"
+ROLES_PATH = "/api/v1/auth/company/roles"
+LOOKUP_PATH = "/api/v1/auth/invitations/lookup"
+ACCEPT_PATH = "/api/v1/auth/invitations/accept"
+DELETE_ME_PATH = "/api/v1/auth/me/delete"
+RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+
+
+def tree(*grants):
+    """A permission tree with these grants `true` and every other leaf `false`: a grant is
+    `section.resource.level`, or `section.resource` for both `all` and `view`."""
+    result = permission_tree(False)
+    for grant in grants:
+        section, resource, *level = grant.split(".")
+        for each in level or ["all", "view"]:
+            result[section][resource][each] = True
+    return result
+
+
+class Person:
+    """An account the tests act as: its current token, user object, address and password."""
+
+    def __init__(self, token, user, password=PASSWORD):
+        self.token, self.user, self.password = token, user, password
+        self.id, self.email = user["id"], user["email"]
+
+    @property
+    def auth(self):
+        """Its Authorization header."""
+        return bearer(self.token)
+
+
+class Team:
+    """Companies, roles and members through the HTTP API (mails read from the SMTP sink)."""
+
+    def __init__(self, app, api, smtp_server):
+        self.app, self.api, self.client, self.smtp = app, api, api.client, smtp_server
+
+    def signup(self, kind, **changes):
+        """A new account of this kind (`admin`: with a new company)."""
+        response = self.api.signup(kind, signup_body(**changes))
+        assert response.status_code == 201, response.get_data(as_text=True)
+        data = response.get_json()["data"]
+        return Person(data["access_token"], data["user"])
+
+    def admin(self, **changes):
+        """A new admin and its new company."""
+        return self.signup("admin", **changes)
+
+    def customer(self, **changes):
+        """A new customer (no company)."""
+        return self.signup("customer", **changes)
+
+    def me(self, person):
+        """GET /me as this person."""
+        return self.client.get(ME_PATH, headers=person.auth)
+
+    def admin_role_id(self, person):
+        """The Admin role's id, as GET /company/roles lists it."""
+        response = self.client.get(ROLES_PATH, headers=person.auth)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        (admin,) = [r for r in response.get_json()["data"]["roles"] if r["name"] == "Admin"]
+        return admin["id"]
+
+    def create_role(self, person, name, permission, **fields):
+        """POST /company/roles: the response."""
+        body = {"name": name, "permission": permission, **fields}
+        return self.client.post(ROLES_PATH, json=body, headers=person.auth)
+
+    def role(self, person, name, *grants, **fields):
+        """A new custom role with these grants (see `tree`): its role object."""
+        response = self.create_role(person, name, tree(*grants), **fields)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()["data"]["role"]
+
+    def invite(self, person, email, role_id, headers=None):
+        """POST /company/invitations: the response."""
+        return self.client.post(
+            INVITATIONS_PATH,
+            json={"email": email, "role_id": role_id},
+            headers={**person.auth, **(headers or {})},
+        )
+
+    def invitation(self, person, email, role_id, headers=None):
+        """A new invitation: its object."""
+        response = self.invite(person, email, role_id, headers)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()["data"]["invitation"]
+
+    def mails(self, kind, to=None):
+        """Deliver what is due; every mail of this kind (to this address) sent so far."""
+        deliver(self.app)
+        return [
+            message
+            for _, recipients, message in self.smtp.messages
+            if message["X-Lumyri-Mail"] == kind
+            and (to is None or to.lower() in [r.lower() for r in recipients])
+        ]
+
+    def link(self, email):
+        """The token of the newest invitation mail to this address."""
+        mails = self.mails("invitation", email)
+        assert mails, f"no invitation mail to {email}"
+        return link_token(mails[-1])
+
+    def lookup(self, token, headers=None):
+        """POST /invitations/lookup."""
+        return self.client.post(LOOKUP_PATH, json={"token": token}, headers=headers or {})
+
+    def accept(self, token, person=None, headers=None):
+        """POST /invitations/accept with this person's bearer token."""
+        auth = person.auth if person is not None else {}
+        return self.client.post(
+            ACCEPT_PATH, json={"token": token}, headers={**auth, **(headers or {})}
+        )
+
+    def accept_new(self, token, headers=None, **changes):
+        """POST /invitations/accept as a new account (names and password)."""
+        body = {"token": token, "first_name": "New", "last_name": "Member", "password": PASSWORD}
+        body.update(changes)
+        return self.client.post(ACCEPT_PATH, json=body, headers=headers or {})
+
+    def join(self, inviter, role_id=None, email=None, **changes):
+        """A new account brought into the inviter's company with this role (Admin when
+        None), through an invitation accepted as a new account."""
+        email = email or fresh_email("member")
+        role_id = role_id or self.admin_role_id(inviter)
+        self.invitation(inviter, email, role_id)
+        response = self.accept_new(self.link(email), **changes)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        data = response.get_json()["data"]
+        return Person(data["access_token"], data["user"])
+
+    def bring_in(self, inviter, person, role_id=None):
+        """An existing account joins the inviter's company (it accepts with its bearer
+        token); its token is replaced by the fresh one."""
+        role_id = role_id or self.admin_role_id(inviter)
+        self.invitation(inviter, person.email, role_id)
+        response = self.accept(self.link(person.email), person)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        data = response.get_json()["data"]
+        person.token, person.user = data["access_token"], data["user"]
+        return person
+
+    def members(self, person, **params):
+        """GET /company/members."""
+        return self.client.get(MEMBERS_PATH, query_string=params, headers=person.auth)
+
+    def set_role(self, person, user_id, role_id):
+        """PATCH /company/members/{user_id} with a role id."""
+        return self.client.patch(
+            f"{MEMBERS_PATH}/{user_id}", json={"role_id": role_id}, headers=person.auth
+        )
+
+    def remove(self, person, user_id):
+        """DELETE /company/members/{user_id}."""
+        return self.client.delete(f"{MEMBERS_PATH}/{user_id}", headers=person.auth)
+
+    def invitations(self, person, **params):
+        """GET /company/invitations."""
+        return self.client.get(INVITATIONS_PATH, query_string=params, headers=person.auth)
+
+    def delete_account(self, person):
+        """POST /me/delete with the person's password."""
+        return self.client.post(
+            DELETE_ME_PATH, json={"password": person.password}, headers=person.auth
+        )
+
+
+def error_code(response):
+    """(status, error code) of an envelope error response."""
+    return response.status_code, error_of(response)["code"]
+
+
+def customer_role_id(app):
+    """The Customer system role's fixed id (no endpoint lists it)."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import Role
+
+    with app.app_context():
+        return db.session.scalar(
+            sa.select(Role.id).where(Role.name == "Customer", Role.category == "SYSTEM ROLE")
+        )
+
+
+def audit_rows(app, event):
+    """Every audit event of this name, oldest first, each as a dict of all its columns."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+
+    with app.app_context():
+        table = sa.Table("audit_events", sa.MetaData(), autoload_with=db.engine)
+        query = sa.select(table).where(table.c.event == event).order_by(table.c.id)
+        rows = [dict(row._mapping) for row in db.session.execute(query)]
+        db.session.commit()
+        return rows
+
+
+def audited(app, event, *ids):
+    """True when an event of this name names every one of these ids (the actor, what it
+    acted on) in its columns."""
+    return any(set(ids) <= set(row.values()) for row in audit_rows(app, event))
