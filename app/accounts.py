@@ -14,14 +14,14 @@ from app.email_address import email_key
 from app.errors import (
     EmailAlreadyVerified,
     EmailTaken,
-    Forbidden,
     InvalidCredentials,
     InvalidLink,
     InvalidToken,
+    LastAdmin,
     ValidationFailed,
     WrongPassword,
 )
-from app.models import ADMIN_ROLE, OutboxMail, SigningCredential, User
+from app.models import OutboxMail, SigningCredential, User
 from app.observability import client_ip, current_request_id
 
 
@@ -214,22 +214,6 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
     return user
 
 
-def update_company(user: User, changes: dict[str, Any]) -> User:
-    """New values for the company's fields: admins only (403 FORBIDDEN otherwise)."""
-    require_company(user)
-    try:
-        repository.update_company(user=user, changes=changes, context=audit_context())
-    except repository.AccountGone:
-        raise InvalidToken() from None
-    return user
-
-
-def require_company(user: User) -> None:
-    """Only an account with a company (an admin) may change one."""
-    if user.company is None or user.role.name != ADMIN_ROLE:
-        raise Forbidden("Only an admin may change the company.")
-
-
 def prove_password(user: User, password: str) -> None:
     """The account's current password, as proof (403 WRONG_PASSWORD otherwise)."""
     if not passwords.verify_password(user.password_hash, password):
@@ -307,5 +291,7 @@ def delete_account(user: User, password: str) -> None:
         repository.delete_account(user=user, context=audit_context(), farewell=farewell_queued)
     except repository.AccountGone:  # another deletion came first: it answered 204
         raise InvalidToken() from None
+    except repository.LastAdminStays:  # its company has other members and no other Admin
+        raise LastAdmin() from None
     if farewell_queued is not None:
         mail.wake_sender()

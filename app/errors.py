@@ -164,12 +164,12 @@ class Forbidden(APIError):
 
 
 class NotFound(APIError):
-    """No such path."""
+    """No such path, or no such member, invitation, role or session of the caller's."""
 
     status = 404
     code = "NOT_FOUND"
     message = "No such path."
-    description = "NOT_FOUND: no such path"
+    description = "NOT_FOUND: no such path, or no such member, invitation, role or session"
 
 
 class MethodNotAllowed(APIError):
@@ -188,6 +188,91 @@ class EmailTaken(APIError):
     code = "EMAIL_TAKEN"
     message = "An account with this e-mail address already exists."
     description = "EMAIL_TAKEN: an account with this e-mail (in any case or spelling) exists"
+
+
+class PermissionNotHeld(APIError):
+    """A role, an invitation or a role change would grant a permission the acting member
+    does not hold, or the member or role acted on holds one."""
+
+    status = 403
+    code = "PERMISSION_NOT_HELD"
+    message = "This would grant, or act on, a permission you do not hold."
+    description = (
+        "PERMISSION_NOT_HELD: the role given or acted on holds a permission the acting "
+        "member does not"
+    )
+
+
+class InvitationEmailMismatch(APIError):
+    """An invitation accepted by an account whose address is not the invited one."""
+
+    status = 403
+    code = "INVITATION_EMAIL_MISMATCH"
+    message = "This invitation is for another e-mail address."
+    description = "INVITATION_EMAIL_MISMATCH: the account's address is not the invited one"
+
+
+class LastAdmin(APIError):
+    """The change would leave a company without a member holding the Admin role."""
+
+    status = 409
+    code = "LAST_ADMIN"
+    message = "A company keeps at least one Admin; make another member Admin first."
+    description = "LAST_ADMIN: the change would leave the company without an Admin"
+
+
+class AlreadyMember(APIError):
+    """An invitation for an address that a member of this company has."""
+
+    status = 409
+    code = "ALREADY_MEMBER"
+    message = "A member of this company has this e-mail address."
+    description = "ALREADY_MEMBER: a member of this company has the address"
+
+
+class AlreadyInCompany(APIError):
+    """An invitation accepted by an account that belongs to a company."""
+
+    status = 409
+    code = "ALREADY_IN_COMPANY"
+    message = "This account belongs to a company already."
+    description = "ALREADY_IN_COMPANY: the accepting account belongs to a company"
+
+
+class InvitationPending(APIError):
+    """An invitation for an address that has a pending one in this company."""
+
+    status = 409
+    code = "INVITATION_PENDING"
+    message = "This address has a pending invitation; resend it instead."
+    description = "INVITATION_PENDING: the address has a pending invitation of this company"
+
+
+class InvitationClosed(APIError):
+    """Resending or revoking an invitation that was accepted or revoked."""
+
+    status = 409
+    code = "INVITATION_CLOSED"
+    message = "This invitation was accepted or revoked."
+    description = "INVITATION_CLOSED: the invitation was accepted or revoked"
+
+
+class RoleNameTaken(APIError):
+    """A role name the company uses already (by case folding), or a system role's."""
+
+    status = 409
+    code = "ROLE_NAME_TAKEN"
+    message = "A role with this name exists."
+    description = "ROLE_NAME_TAKEN: the company has a role of this name, or it is Admin/Customer"
+
+
+class RoleInUse(APIError):
+    """Deleting a role that a member or a pending invitation has."""
+
+    status = 409
+    code = "ROLE_IN_USE"
+    message = "Members or pending invitations have this role."
+    description = "ROLE_IN_USE: a member or a pending (or expired) invitation has the role"
 
 
 class EmailAlreadyVerified(APIError):

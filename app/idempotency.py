@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
@@ -187,3 +187,55 @@ def _first_request(
         row=row, status=CREATED, user_id=account.user.id, credential_id=account.credential.id
     )
     return account
+
+
+T = TypeVar("T")
+
+
+def run_once_scoped(
+    key: str | None,
+    body: dict[str, Any],
+    *,
+    scope: str,
+    owner_id: str,
+    create: Callable[[], T],
+    made: Callable[[T], str],
+    replay: Callable[[str], T | None],
+) -> T:
+    """What `create()` makes (an invitation), made once per key, body and scope (the
+    endpoint and the calling account, `owner_id`: its keys go with it).
+
+    The first request runs `create()` and records the id of what it made (`made`); a
+    retry with an equal body gets `replay(id)` (what that is now) and one with another
+    body a 422. A first request that failed lets its key go: a retry runs again (and
+    meets the same refusal, if the refusal still holds)."""
+    if key is None:
+        return create()
+    body_fingerprint = fingerprint(body)
+    for _ in range(3):
+        claim = _claim(scope, key, body_fingerprint)
+        if claim.mine and claim.row is not None:
+            try:
+                result = create()
+            except BaseException:
+                repository.release_idempotency_key(claim.row)
+                raise
+            repository.complete_idempotency_key(
+                row=claim.row, status=CREATED, user_id=owner_id, result_id=made(result)
+            )
+            return result
+        if claim.row is None:
+            continue
+        if not hmac.compare_digest(claim.row.fingerprint, body_fingerprint):
+            raise IdempotencyKeyReused()
+        row = _wait_for_first(scope, key)
+        if row is None:
+            continue
+        if row.status is None:
+            raise IdempotencyKeyInProgress()
+        found = replay(row.result_id) if row.result_id else None
+        if found is not None:
+            g.replayed = True
+            return found
+        repository.release_idempotency_key(row)  # what it made is gone: make it again
+    raise IdempotencyKeyInProgress()

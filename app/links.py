@@ -3,7 +3,8 @@
 stored: a verification link to the account and its address; a reset link to the account
 and its security version (app.models.User.security_version: any change of the password
 or the address kills every earlier one); an e-mail-change link to the account, its
-security version, its address and the new one."""
+security version, its address and the new one; an invitation's link to the invitation,
+its link version (a resend moves it on) and the invited address."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from app import repository
 from app.email_address import email_key
 from app.errors import InvalidLink
-from app.models import User
+from app.models import INVITATION_PENDING, User, utc_now
 from app.secret_key import derived_key
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"
 CONFIRM_EMAIL_CHANGE = "confirm_email_change"
+INVITATION = "invitation"
 DERIVATION_CONTEXT = b"lumyri-accounts/mail-link/v1:"
 # Ours are a few hundred characters; a longer one is refused before it is decoded.
 MAX_TOKEN_LENGTH = 4096
@@ -31,6 +33,7 @@ SETTINGS = {
     VERIFY_EMAIL: ("VERIFY_EMAIL_URL", "EMAIL_VERIFY_TTL_SECONDS"),
     RESET_PASSWORD: ("RESET_PASSWORD_URL", "PASSWORD_RESET_TTL_SECONDS"),
     CONFIRM_EMAIL_CHANGE: ("CONFIRM_EMAIL_CHANGE_URL", "EMAIL_CHANGE_TTL_SECONDS"),
+    INVITATION: ("ACCEPT_INVITATION_URL", "INVITATION_TTL_SECONDS"),
 }
 
 
@@ -133,3 +136,30 @@ def account_for(purpose: str, token: str) -> LinkedAccount:
     ):
         raise InvalidLink()
     return LinkedAccount(user, claims)
+
+
+def _invitation_proof(invitation: repository.InvitationRecord) -> str:
+    """What an invitation's link proves: the invitation, its link version (a resend
+    moves it on: every earlier link dies) and the invited address."""
+    return binding(INVITATION, invitation.id, str(invitation.link_version), invitation.email_key)
+
+
+def invitation_token(invitation: repository.InvitationRecord) -> str:
+    """A token for the invitation's link as it is now."""
+    return make_token(INVITATION, invitation.id, _invitation_proof(invitation))
+
+
+def invitation_for(token: str) -> repository.InvitationRecord:
+    """The invitation of a link that is good now: signed, unexpired, still pending
+    (not accepted, revoked or resent since), its company still there; INVALID_LINK
+    otherwise."""
+    claims = read_token(INVITATION, token)
+    invitation = repository.invitation_by_id(invitation_id=claims.user_id)
+    if (
+        invitation is None
+        or invitation.status != INVITATION_PENDING
+        or invitation.expires_at <= utc_now()
+        or not hmac.compare_digest(claims.binding, _invitation_proof(invitation))
+    ):
+        raise InvalidLink()
+    return invitation

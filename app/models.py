@@ -187,6 +187,8 @@ class IdempotencyKey(Model):
     user_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
     # The signing credential of the first answer: a replay answers only while it lives.
     credential_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
+    # What another keyed request made (an invitation's id), for its replay.
+    result_id: Mapped[str | None] = mapped_column(sa.String(36), default=None)
 
 
 class OutboxMail(Model):

@@ -45,7 +45,7 @@ EVERY_LEAF = frozenset(
 
 def leaves(tree: Mapping[str, Any]) -> frozenset[str]:
     """The `true` leaves of a stored (well-formed) tree."""
-    held = set()
+    held: set[str] = set()
     for section, resources in SHAPE.items():
         branch = tree.get(section) or {}
         for resource, has_levels in resources.items():

@@ -20,7 +20,9 @@ from app.models import (
     AuditEvent,
     Company,
     IdempotencyKey,
+    Invitation,
     OutboxMail,
+    Role,
     SigningCredential,
     User,
 )
@@ -156,7 +158,11 @@ def database_url(request):
 
 def empty_account_tables():
     """Delete every account (the seeded roles stay)."""
-    for model in (SigningCredential, User, Company, AuditEvent, IdempotencyKey, OutboxMail):
+    db.session.execute(sa.delete(Invitation))
+    for model in (SigningCredential, User):
+        db.session.execute(sa.delete(model))
+    db.session.execute(sa.delete(Role).where(Role.company_id.is_not(None)))
+    for model in (Company, AuditEvent, IdempotencyKey, OutboxMail):
         db.session.execute(sa.delete(model))
     db.session.commit()
 

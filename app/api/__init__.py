@@ -3,13 +3,24 @@ and the OpenAPI declarations. Everything below it (use cases, data) is flat in a
 
 from flask import Flask
 
-from app.api import health, lifecycle, metrics, openapi, platform, profile, sessions, signup
+from app.api import (
+    health,
+    lifecycle,
+    metrics,
+    openapi,
+    platform,
+    profile,
+    sessions,
+    signup,
+    teams,
+)
 
 BLUEPRINTS = (
     signup.bp,
     sessions.bp,
     lifecycle.bp,
     profile.bp,
+    teams.bp,
     platform.bp,
     health.bp,
     openapi.bp,

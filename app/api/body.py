@@ -142,25 +142,37 @@ R = TypeVar("R")
 def body(
     schema_class: type[Schema],
     *,
-    before_rules: Callable[[], dict[str, list[str]] | None] | None = None,
+    before_rules: Callable[[dict[str, Any]], dict[str, list[str]] | None] | None = None,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorator, as microblog-api's @body: read the JSON body strictly, load it with the
     schema (one instance, made here) and call the view with the LoadedBody first. The
     OpenAPI document takes the request body (and its 400/413/415 answers) from it.
 
-    `before_rules`, if given, runs after the body is read and before its rules: it may
-    refuse the request (the role check of PATCH /company) or return errors of its own
-    (a header's) to be reported with the fields'."""
+    `before_rules`, if given, runs after the body is read and before its rules, with the
+    body as sent: it may refuse the request (a permission check, a 404 for what the path
+    names) or return errors of its own (a header's, a role id that is not the company's)
+    to be reported with the fields'."""
     schema = schema_class()
 
     def decorate(view: Callable[..., R]) -> Callable[..., R]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> R:
             raw = read_json_object()
-            extra = before_rules() if before_rules is not None else None
+            extra = before_rules(raw) if before_rules is not None else None
             return view(load_fields(schema, raw, extra), *args, **kwargs)
 
         setattr(wrapper, BODY_ATTRIBUTE, schema_class)
         return wrapper
 
     return decorate
+
+
+def load_query(schema: Schema) -> dict[str, Any]:
+    """A query string loaded by a schema (a parameter given twice is refused: which one
+    would count?); every broken rule at once (400 VALIDATION_ERROR)."""
+    repeated = {
+        name: ["Give this parameter once."]
+        for name, values in request.args.lists()
+        if len(values) > 1 and name in schema.fields
+    }
+    return load_fields(schema, request.args.to_dict(flat=True), repeated).fields

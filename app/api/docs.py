@@ -24,6 +24,7 @@ declaration here is a small decorator that only documents.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -156,6 +157,20 @@ def operation_object(operation: Operation) -> dict[str, Any]:
     return result
 
 
+def path_parameters(path: str) -> list[dict[str, Any]]:
+    """The parameters an OpenAPI path names: every one is an id (a UUID; another string
+    names nothing: 404)."""
+    return [
+        {
+            "in": "path",
+            "name": name,
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+        }
+        for name in re.findall(r"\{(\w+)\}", path)
+    ]
+
+
 def openapi_path(rule: str) -> str:
     """A Werkzeug rule as an OpenAPI path (`<name>` and `<int:name>` become `{name}`)."""
     parts = []
@@ -192,8 +207,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     spec.components.security_scheme("introspectionClient", {"type": "http", "scheme": "basic"})
     for path, operations in documented_operations(app).items():
-        spec.path(
-            path=path,
-            operations={method: operation_object(op) for method, op in operations.items()},
-        )
+        objects = {method: operation_object(op) for method, op in operations.items()}
+        for operation in objects.values():
+            operation["parameters"] = [*path_parameters(path), *operation.get("parameters", [])]
+            if not operation["parameters"]:
+                del operation["parameters"]
+        spec.path(path=path, operations=objects)
     return spec.to_dict()

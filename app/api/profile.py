@@ -4,11 +4,18 @@ and the e-mail" and "Deleting the account")."""
 
 from flask import Blueprint, Response, g
 
-from app import accounts, ratelimit
+from app import accounts, ratelimit, teams
 from app.api.body import LoadedBody, body
 from app.api.docs import SERVER_ERRORS, documented
 from app.api.responses import accepted, no_content, user_response
-from app.errors import EmailTaken, Forbidden, InvalidLink, RateLimited, WrongPassword
+from app.errors import (
+    EmailTaken,
+    Forbidden,
+    InvalidLink,
+    LastAdmin,
+    RateLimited,
+    WrongPassword,
+)
 from app.schemas import (
     AcceptedEnvelopeSchema,
     CompanyPatchSchema,
@@ -43,18 +50,19 @@ def update_profile(loaded: LoadedBody) -> Response:
 
 @bp.patch("/company")
 @documented(
-    summary="Change the company (admins only)",
-    description="One or more fields; all or nothing; a customer gets 403 FORBIDDEN.",
+    summary="Change the company",
+    description="Members whose role holds platform.admins.all. One or more fields; all or "
+    "nothing; a customer or another member gets 403 FORBIDDEN.",
     tags=["self-service"],
     response=(200, UserEnvelopeSchema, "The user, with the changed company"),
     errors=[Forbidden, *SERVER_ERRORS],
     no_store=True,
 )
 @require_access_token
-@body(CompanyPatchSchema, before_rules=lambda: accounts.require_company(g.current_user))
+@body(CompanyPatchSchema, before_rules=lambda _: teams.require_company_admin(g.current_user))
 def update_company(loaded: LoadedBody) -> Response:
-    """Company fields in, the user out (the body is read before the role is checked)."""
-    return user_response(accounts.update_company(g.current_user, loaded.fields))
+    """Company fields in, the user out (the body is read before the permission is checked)."""
+    return user_response(teams.update_company(g.current_user, loaded.fields))
 
 
 @bp.post("/email/change")
@@ -96,10 +104,11 @@ def confirm_email_change(loaded: LoadedBody) -> Response:
     summary="Delete the account",
     description="Proved by the password. The user, its credentials (every token), its "
     "idempotency keys, its unsent mails and its company (with its last member) are gone "
-    "at once; the address may sign up again. Limited like log-in.",
+    "at once; the address may sign up again. The last Admin of a company with other "
+    "members: 409 LAST_ADMIN. Limited like log-in.",
     tags=["self-service"],
     response=(204, None, "Deleted"),
-    errors=[RateLimited, WrongPassword, *SERVER_ERRORS],
+    errors=[RateLimited, WrongPassword, LastAdmin, *SERVER_ERRORS],
 )
 @require_access_token
 @body(DeleteAccountRequestSchema)

@@ -48,7 +48,7 @@ SIGNUP_OPERATION: dict[str, Any] = {
 }
 
 
-def key_header_errors() -> dict[str, list[str]]:
+def key_header_errors(_body: object = None) -> dict[str, list[str]]:
     """The Idempotency-Key header's errors, reported with the body's."""
     return idempotency.read_key_header().errors
 

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from app import links, metrics, ratelimit, repository
 from app.email_address import email_key
-from app.models import OutboxMail, utc_now
+from app.models import INVITATION_PENDING, OutboxMail, utc_now
 
 log = logging.getLogger("app.mail")  # one logger for the mail package
 
@@ -133,6 +133,8 @@ def message_context(mail: OutboxMail) -> dict[str, Any]:
     """The template context of a mail, its link made now; Superseded when the account or
     what the link is bound to changed since the mail was written."""
     context: dict[str, Any] = {"first_name": mail.first_name, **mail.params}
+    if mail.kind == links.INVITATION:
+        return _invitation_context(mail, context)
     if mail.kind not in links.SETTINGS:
         return context  # a notice: no link
     user = repository.account_by_id(mail.user_id) if mail.user_id else None
@@ -148,6 +150,21 @@ def message_context(mail: OutboxMail) -> dict[str, Any]:
     context["link"] = links.link(mail.kind, token)
     lifetime = links.lifetime_seconds(mail.kind)
     context["hours"], context["minutes"] = lifetime // 3600, lifetime // 60
+    return context
+
+
+def _invitation_context(mail: OutboxMail, context: dict[str, Any]) -> dict[str, Any]:
+    """An invitation's link, made now: Superseded once the invitation was accepted,
+    revoked or resent (a resend queues a mail of its own), or its company is gone."""
+    invitation = repository.invitation_by_id(invitation_id=str(mail.params["invitation_id"]))
+    if (
+        invitation is None
+        or invitation.status != INVITATION_PENDING
+        or invitation.link_version != mail.params.get("v")
+    ):
+        raise Superseded()
+    context["link"] = links.link(links.INVITATION, links.invitation_token(invitation))
+    context["days"] = max(1, links.lifetime_seconds(links.INVITATION) // 86400)
     return context
 
 

@@ -17,10 +17,18 @@ The rule, for every module here:
 - Views never touch the session; models never commit; each function commits its own
   transaction (or rolls it back) before it returns.
 
-Modules: `core` (tables, the lock, inserts, reads without a transaction), `audit`,
+- **Every change of a company's team** (a member's role or membership, a custom role, an
+  invitation, the company's fields, and the deletion of an account that has a company)
+  first locks the company's row (`core.lock_company`, through `teams.team_change`), then
+  the accounts it changes: always company first, then accounts, so two such changes
+  never wait for each other in a circle. The rules of a team change (permissions, the
+  last Admin) are checked on what the change reads under that lock.
+
+Modules: `core` (tables, the locks, inserts, reads without a transaction), `audit`,
 `accounts` (creating and reading accounts, their roles and signing credentials),
-`changes` (every change of an existing account), `outbox` (the mail outbox), and
-`idempotency` (Idempotency-Key rows). Everything callers use is re-exported here.
+`changes` (every change of an existing account), `teams` (a company's members, custom
+roles and invitations), `outbox` (the mail outbox), and `idempotency` (Idempotency-Key
+rows). Everything callers use is re-exported here.
 """
 
 from app.repository.accounts import (
@@ -34,6 +42,7 @@ from app.repository.accounts import (
     email_exists,
     find_credential,
     live_credential,
+    new_credential,
     new_credential_key,
     system_role,
     system_role_by_id,
@@ -49,13 +58,14 @@ from app.repository.changes import (
     set_new_password,
     set_password_hash,
     start_session,
-    update_company,
     update_profile,
 )
 from app.repository.core import (
     AccountGone,
     ChangedMeanwhile,
+    CompanyGone,
     DuplicateEmail,
+    LastAdminStays,
     ping,
     rollback,
 )
@@ -77,6 +87,21 @@ from app.repository.outbox import (
     queue_mail,
     retry_mail,
 )
+from app.repository.teams import (
+    InvitationRecord,
+    MemberRecord,
+    RoleRecord,
+    TeamChange,
+    any_role,
+    company_role,
+    company_roles,
+    invitation_by_id,
+    invitation_page,
+    member_of,
+    member_page,
+    role_name_key,
+    team_change,
+)
 
 __all__ = [
     "Account",
@@ -84,15 +109,24 @@ __all__ = [
     "AuditContext",
     "ChangedMeanwhile",
     "Claim",
+    "CompanyGone",
     "CredentialIdentity",
     "DuplicateEmail",
+    "InvitationRecord",
+    "LastAdminStays",
+    "MemberRecord",
     "NewAccount",
+    "RoleRecord",
+    "TeamChange",
     "account_by_email",
     "account_by_id",
+    "any_role",
     "audit_events",
     "change_email",
     "claim_idempotency_key",
     "claim_mails",
+    "company_role",
+    "company_roles",
     "complete_idempotency_key",
     "create_account",
     "credential_identity",
@@ -100,11 +134,16 @@ __all__ = [
     "email_exists",
     "find_credential",
     "get_idempotency_key",
+    "invitation_by_id",
+    "invitation_page",
     "live_credential",
     "mail_done",
     "mail_failed",
     "mail_retry_at",
     "mark_email_verified",
+    "member_of",
+    "member_page",
+    "new_credential",
     "new_credential_key",
     "outbox",
     "pending_mail_count",
@@ -116,6 +155,7 @@ __all__ = [
     "record_reset_request",
     "release_idempotency_key",
     "retry_mail",
+    "role_name_key",
     "rollback",
     "rotate_credential",
     "set_new_password",
@@ -123,6 +163,6 @@ __all__ = [
     "start_session",
     "system_role",
     "system_role_by_id",
-    "update_company",
+    "team_change",
     "update_profile",
 ]

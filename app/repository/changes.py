@@ -10,19 +10,26 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.email_address import email_key
 from app.extensions import db
-from app.models import OutboxMail, SigningCredential, User, utc_now
+from app.models import ADMIN_ROLE_ID, OutboxMail, SigningCredential, User, utc_now
 from app.repository.accounts import Account, new_credential
 from app.repository.audit import AuditContext, scrub_events, write_event
 from app.repository.core import (
     COMPANIES,
     CREDENTIALS,
     IDEMPOTENCY_KEYS,
+    INVITATIONS,
     OUTBOX,
+    ROLES,
     USERS,
+    AccountGone,
+    ChangedMeanwhile,
+    CompanyGone,
     DuplicateEmail,
+    LastAdminStays,
     detached,
     insert,
     lock_account,
+    lock_company,
 )
 
 # The account's newest signing credential (the lock is held: read after it).
@@ -171,19 +178,6 @@ def update_profile(*, user: User, changes: dict[str, Any], context: AuditContext
     _committed(user, changes)
 
 
-def update_company(*, user: User, changes: dict[str, Any], context: AuditContext) -> None:
-    """Change fields of the user's company, all or nothing, with the audit event."""
-    company = user.company
-    if company is None:  # the caller checked the role: an admin always has one
-        raise RuntimeError("this account has no company")
-    connection = db.session.connection()
-    lock_account(connection, user.id)
-    connection.execute(sa.update(COMPANIES).where(COMPANIES.c.id == company.id).values(changes))
-    _event(connection, user, "company_changed", context)
-    db.session.commit()
-    _committed(company, changes)
-
-
 def record_email_change_request(
     *, user: User, mail: OutboxMail | None, context: AuditContext
 ) -> None:
@@ -224,24 +218,81 @@ def change_email(
     _committed(user, values)
 
 
+def _membership(connection: sa.Connection, user_id: str) -> tuple[str | None, str] | None:
+    """The account's company and role as they are now (None: no such account)."""
+    row = connection.execute(
+        sa.select(USERS.c.company_id, USERS.c.role_id).where(USERS.c.id == user_id)
+    ).first()
+    return None if row is None else (row.company_id, row.role_id)
+
+
+def _lock_for_deletion(connection: sa.Connection, user: User) -> str | None:
+    """Lock what a deletion changes, in the order every team change takes: the account's
+    company (if it has one), then the account; the company it has under those locks.
+    LastAdminStays (nothing written) when it is the last Admin of a company with other
+    members; AccountGone when it was deleted meanwhile."""
+    company_id = user.company_id
+    for _ in range(3):
+        if company_id is not None:
+            try:
+                lock_company(connection, company_id)
+            except CompanyGone:
+                connection = db.session.connection()
+        lock_account(connection, user.id)
+        membership = _membership(connection, user.id)
+        if membership is None:  # pragma: no cover - lock_account found it
+            raise AccountGone()
+        if membership[0] == company_id:
+            break
+        company_id = membership[0]  # joined or left a company meanwhile: lock that one
+        db.session.rollback()
+        connection = db.session.connection()
+    else:
+        db.session.rollback()
+        raise ChangedMeanwhile()
+    if company_id is not None and membership[1] == ADMIN_ROLE_ID:
+        admins = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(USERS)
+            .where(USERS.c.company_id == company_id, USERS.c.role_id == ADMIN_ROLE_ID)
+        ).scalar_one()
+        others = connection.execute(
+            sa.select(USERS.c.id)
+            .where(USERS.c.company_id == company_id, USERS.c.id != user.id)
+            .limit(1)
+        ).first()
+        if admins == 1 and others is not None:
+            db.session.rollback()
+            raise LastAdminStays()
+    return company_id
+
+
 def delete_account(*, user: User, context: AuditContext, farewell: OutboxMail | None) -> None:
     """In one transaction: the user, its credentials, idempotency keys and unsent mails,
-    its company when no other user belongs to it; every audit event of the account or its
-    address loses the address and the client's IP; an account_deleted event with the user
-    id only; the farewell mail (None: suppressed), which holds the address until it is
-    sent. Of two deletions at the same moment the second finds the account gone
-    (AccountGone, nothing written)."""
-    user_id, company_id = user.id, user.company_id
+    its company (with its custom roles and invitations) when no other user belongs to
+    it; every audit event of the account or its address loses the address and the
+    client's IP; an account_deleted event with the user id only; the farewell mail (None:
+    suppressed), which holds the address until it is sent. The invitations it sent stay
+    the company's (their inviter becomes null). Of two deletions at the same moment the
+    second finds the account gone (AccountGone, nothing written); the last Admin of a
+    company with other members is refused (LastAdminStays, nothing written)."""
+    user_id = user.id
     connection = db.session.connection()
-    lock_account(connection, user_id)
+    company_id = _lock_for_deletion(connection, user)
+    connection = db.session.connection()
     connection.execute(DELETE_CREDENTIALS, {"user_id": user_id})
     connection.execute(sa.delete(IDEMPOTENCY_KEYS).where(IDEMPOTENCY_KEYS.c.user_id == user_id))
     connection.execute(sa.delete(OUTBOX).where(OUTBOX.c.user_id == user_id))
+    connection.execute(
+        sa.update(INVITATIONS).where(INVITATIONS.c.invited_by == user_id).values(invited_by=None)
+    )
     scrub_events(connection, user_id=user_id, email=user.email)
     connection.execute(sa.delete(USERS).where(USERS.c.id == user_id))
     if company_id is not None:
         others = sa.select(USERS.c.id).where(USERS.c.company_id == company_id).limit(1)
         if connection.execute(others).first() is None:
+            connection.execute(sa.delete(INVITATIONS).where(INVITATIONS.c.company_id == company_id))
+            connection.execute(sa.delete(ROLES).where(ROLES.c.company_id == company_id))
             connection.execute(sa.delete(COMPANIES).where(COMPANIES.c.id == company_id))
     anonymous = AuditContext(client_ip="", request_id=context.request_id)
     write_event(connection, event="account_deleted", context=anonymous, user_id=user_id)

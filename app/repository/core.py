@@ -43,6 +43,10 @@ class DuplicateEmail(Exception):
     """An account with this normalised e-mail exists (the unique index said so)."""
 
 
+class LastAdminStays(Exception):
+    """The change would leave a company with members but no Admin: nothing was written."""
+
+
 class CompanyGone(Exception):
     """The company was deleted (with its last member) while this change was being made:
     nothing was written."""
@@ -161,9 +165,16 @@ def read_connection() -> sa.Connection:
     return session.connection()
 
 
+# Set in the session's info while a change holds its locks (teams.team_change).
+LOCKED = "lumyri_locked_change"
+
+
 def end_read_transaction() -> None:
     """Close the read transaction so no connection sits idle in a transaction while the
-    caller hashes a password (far longer than a read); objects already loaded stay usable."""
+    caller hashes a password (far longer than a read); objects already loaded stay usable.
+    Never inside a change that holds locks: that would commit half of it."""
+    if db.session.info.get(LOCKED):
+        raise RuntimeError("a read that ends its transaction, inside a locked change")
     db.session.commit()
 
 

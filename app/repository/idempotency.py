@@ -50,9 +50,16 @@ def complete_idempotency_key(
     status: int,
     user_id: str | None = None,
     credential_id: str | None = None,
+    result_id: str | None = None,
 ) -> None:
-    """Store what the first request answered (and the credential its token was signed with)."""
-    values = {"status": status, "user_id": user_id, "credential_id": credential_id}
+    """Store what the first request answered (and the credential its token was signed
+    with, or the id of what it made)."""
+    values = {
+        "status": status,
+        "user_id": user_id,
+        "credential_id": credential_id,
+        "result_id": result_id,
+    }
     db.session.connection().execute(
         sa.update(IDEMPOTENCY_KEYS).where(IDEMPOTENCY_KEYS.c.id == row.id).values(values)
     )

@@ -13,11 +13,11 @@ nothing does.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -26,11 +26,10 @@ from app.extensions import Base as Model
 from app.extensions import db
 from app.models import (
     ADMIN_ROLE_ID,
-    CUSTOM_ROLE,
     CUSTOMER_ROLE_ID,
     INVITATION_PENDING,
     STATE_ACTIVED,
-    SYSTEM_ROLE,
+    User,
     as_utc,
     utc_now,
 )
@@ -39,6 +38,7 @@ from app.repository.core import (
     COMPANIES,
     CREDENTIALS,
     INVITATIONS,
+    LOCKED,
     ROLES,
     USERS,
     AccountGone,
@@ -107,8 +107,11 @@ class InvitationRecord:
     company_name: str = ""
 
 
-def _category(role_id: str) -> str:
-    return SYSTEM_ROLE if role_id == ADMIN_ROLE_ID else CUSTOM_ROLE
+class Membership(NamedTuple):
+    """An account's company (None: none) and address (its comparison form), as locked."""
+
+    company_id: str | None
+    email_key: str
 
 
 # --- reads ------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ MEMBERS = (
 )
 
 
-def _member(row: Mapping[str, Any]) -> MemberRecord:
+def _member(row: sa.RowMapping) -> MemberRecord:
     values = dict(row)
     for key in ("email_verified_at", "joined_at"):
         if values[key] is not None:
@@ -159,9 +162,7 @@ def member_page(
             )
         )
     if after is not None:
-        statement = statement.where(
-            sa.tuple_(USERS.c.joined_at, USERS.c.id) > sa.tuple_(*after)  # type: ignore[arg-type]
-        )
+        statement = statement.where(sa.tuple_(USERS.c.joined_at, USERS.c.id) > sa.tuple_(*after))
     statement = statement.order_by(USERS.c.joined_at, USERS.c.id).limit(limit)
     rows = read_connection().execute(statement, {"company_id": company_id}).mappings().all()
     end_read_transaction()
@@ -180,7 +181,7 @@ def member_of(*, company_id: str, user_id: str) -> MemberRecord | None:
     return None if row is None else _member(row)
 
 
-def _role(row: Mapping[str, Any]) -> RoleRecord:
+def _role(row: sa.RowMapping) -> RoleRecord:
     return RoleRecord(
         id=row["id"],
         name=row["name"],
@@ -254,7 +255,7 @@ INVITATION_ROWS = sa.select(
 )
 
 
-def _invitation(row: Mapping[str, Any]) -> InvitationRecord:
+def _invitation(row: sa.RowMapping) -> InvitationRecord:
     inviter = None
     if row["inviter_id"] is not None:
         inviter = {
@@ -301,7 +302,7 @@ def invitation_page(
         statement = statement.where(INVITATIONS.c.status == status)
     if before is not None:
         statement = statement.where(
-            sa.tuple_(INVITATIONS.c.created_at, INVITATIONS.c.id) < sa.tuple_(*before)  # type: ignore[arg-type]
+            sa.tuple_(INVITATIONS.c.created_at, INVITATIONS.c.id) < sa.tuple_(*before)
         )
     statement = statement.order_by(INVITATIONS.c.created_at.desc(), INVITATIONS.c.id.desc()).limit(
         limit
@@ -440,25 +441,36 @@ class TeamChange:
         )
         return None if row is None else _invitation(row)
 
-    def account_company(self, user_id: str) -> str | None:
+    def account_company(self, user_id: str) -> Membership:
         """Lock an account (after the company: AccountGone when it was deleted) and read
-        its company as it is now."""
+        its company and address as they are now."""
         lock_account(self.connection, user_id)
-        company_id: str | None = self.connection.execute(
-            sa.select(USERS.c.company_id).where(USERS.c.id == user_id)
-        ).scalar_one()
-        return company_id
+        row = self.connection.execute(
+            sa.select(USERS.c.company_id, USERS.c.email_key).where(USERS.c.id == user_id)
+        ).one()
+        return Membership(row.company_id, row.email_key)
 
     # writes
-    def event(self, event: str, *, target_id: str | None = None, detail: str = "") -> None:
-        """An audit event of this change, naming the acting member (if any) and its target."""
+    def event(
+        self,
+        event: str,
+        *,
+        target_id: str | None = None,
+        detail: str = "",
+        user_id: str | None = None,
+        email: str = "",
+    ) -> None:
+        """An audit event of this change, naming who acted (the acting member, unless
+        `user_id` names another: an account accepting an invitation) and its target."""
         actor = self.actor
+        if user_id is None and actor is not None:
+            user_id, email = actor.id, actor.email
         write_event(
             self.connection,
             event=event,
             context=self.context,
-            user_id=actor.id if actor else None,
-            email=actor.email if actor else "",
+            user_id=user_id,
+            email=email,
             target_id=target_id,
             detail=detail,
         )
@@ -502,7 +514,9 @@ class TeamChange:
         try:
             insert(self.connection, *rows)
         except IntegrityError:
-            raise DuplicateEmail() from None
+            if any(isinstance(row, User) for row in rows):
+                raise DuplicateEmail() from None
+            raise
 
     def update_role(self, role_id: str, values: dict[str, Any]) -> None:
         """Change a custom role of this company (its name key follows its name)."""
@@ -544,9 +558,12 @@ def team_change(
     roll back everything if anything raised."""
     connection = db.session.connection()
     lock_company(connection, company_id)
+    db.session.info[LOCKED] = True
     try:
         yield TeamChange(connection, company_id, actor_id, context)
+        db.session.info.pop(LOCKED, None)
         db.session.commit()
     except BaseException:
+        db.session.info.pop(LOCKED, None)
         db.session.rollback()
         raise

@@ -12,6 +12,8 @@ what an audit event acted on.
   `link_version` is what its link is bound to (a resend moves it on: the old link dies);
   `role_name` keeps the name of the role it named, for a closed invitation whose role was
   deleted since.
+- `idempotency_keys.result_id`: what a keyed request other than a sign-up made (an
+  invitation's id), for its replay.
 - `audit_events.target_id` (the member, invitation, role or session acted on) and
   `detail` (e.g. the permission leaves a role change changed).
 
@@ -98,6 +100,8 @@ def upgrade():
     op.create_index("ix_invitations_company_email_key", "invitations", ["company_id", "email_key"])
     op.create_index("ix_invitations_role_id", "invitations", ["role_id"])
 
+    with op.batch_alter_table("idempotency_keys") as batch:
+        batch.add_column(sa.Column("result_id", sa.String(36), nullable=True))
     with op.batch_alter_table("audit_events") as batch:
         batch.add_column(sa.Column("target_id", sa.String(36), nullable=True))
         batch.add_column(sa.Column("detail", sa.String(1000), nullable=False, server_default=""))
@@ -108,6 +112,8 @@ def downgrade():
     with op.batch_alter_table("audit_events") as batch:
         batch.drop_column("detail")
         batch.drop_column("target_id")
+    with op.batch_alter_table("idempotency_keys") as batch:
+        batch.drop_column("result_id")
     op.drop_index("ix_invitations_role_id", table_name="invitations")
     op.drop_index("ix_invitations_company_email_key", table_name="invitations")
     op.drop_index("ix_invitations_company_created", table_name="invitations")

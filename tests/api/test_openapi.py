@@ -1,5 +1,7 @@
 """The OpenAPI document: valid, complete, and honoured under fuzzing (schemathesis)."""
 
+import re
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +15,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from app.api.docs import openapi_path
 from tests.helpers import examples
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -41,13 +44,18 @@ def test_document_is_valid_openapi_3(document):
 
 def test_every_route_is_documented(app, document):
     routes = {
-        (rule.rule, method.lower())
+        (openapi_path(rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert routes == documented
+    for path, item in document["paths"].items():  # every {id} of a path is declared
+        named = set(re.findall(r"\{(\w+)\}", path))
+        for operation in item.values():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == named, path
 
 
 def test_request_bodies_come_from_the_schemas(document):

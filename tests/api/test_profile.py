@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from app import create_app
 from app.extensions import db
 from app.models import (
+    ADMIN_ROLE_ID,
     AuditEvent,
     Company,
     IdempotencyKey,
@@ -364,7 +365,7 @@ class TestDeletion:
             db.session.execute(
                 sa.update(User)
                 .where(User.id == other["id"])
-                .values(company_id=admin["company"]["id"])
+                .values(company_id=admin["company"]["id"], role_id=ADMIN_ROLE_ID)
             )
             db.session.commit()
         assert self.delete(api, token).status_code == 204

@@ -122,8 +122,8 @@ def test_changes_of_an_account_read_with_core_are_written_with_core(ctx):
     assert held.role.name == "Admin"
     user = repository.find_credential(credential.key).user
     assert sa.inspect(user).detached
-    repository.update_company(user=user, changes={"describe": "From Core"}, context=CONTEXT)
-    assert sa.inspect(user).detached and user.company.describe == "From Core"
+    repository.update_profile(user=user, changes={"city": "From Core"}, context=CONTEXT)
+    assert sa.inspect(user).detached and user.city == "From Core"
     new_address = fresh_email()
     notice = OutboxMail(kind="email_changed", to_address=admin.email, first_name="A", language="en")
     repository.change_email(user=user, new_email=new_address, context=CONTEXT, notice=notice)
@@ -131,7 +131,7 @@ def test_changes_of_an_account_read_with_core_are_written_with_core(ctx):
     assert not (db.session.new or db.session.dirty)
     db.session.expire_all()
     stored = db.session.get(User, admin.id)
-    assert (stored.company.describe, stored.email) == ("From Core", new_address)
+    assert (stored.city, stored.email) == ("From Core", new_address)
 
 
 def test_a_change_with_an_old_reading_writes_nothing(ctx):
