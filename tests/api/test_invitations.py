@@ -358,8 +358,10 @@ class TestMail:
         boss = team.admin()
         email = fresh_email("invited")
         invitation = team.invitation(boss, email, team.admin_role_id(boss))
+        assert len(team.mails("invitation", email)) == 1  # delivered before the resend
         response = resend(team, boss, invitation["id"])
         assert response.status_code == 200
+        assert response.get_json()["data"]["invitation"]["status"] == "pending"
         assert len(team.mails("invitation", email)) == 1
 
 
@@ -573,6 +575,12 @@ class TestWhoMay:
             "PERMISSION_NOT_HELD",
         )
 
+    def test_the_field_rules_come_before_permission_not_held(self, team, boss, admin_id):
+        people = team.role(boss, "People", "platform.admins", "application.tickets")
+        member = team.join(boss, people["id"])
+        response = team.invite(member, "not-an-address", admin_id)
+        assert error_code(response) == (400, "VALIDATION_ERROR")
+
     def test_without_a_token_401(self, team):
         response = team.client.get(INVITATIONS_PATH)
         assert error_code(response) == (401, "INVALID_TOKEN")
@@ -586,6 +594,7 @@ class TestResend:
         time.sleep(1.1)  # a new expires_at, even at a resolution of one second
         response = resend(team, boss, invitation["id"], {"email": "other@example.org"})
         assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.headers["Cache-Control"] == "no-store"
         body = response.get_json()
         assert body["error"] is None and list(body["data"]) == ["invitation"]
         resent = body["data"]["invitation"]
@@ -727,6 +736,18 @@ class TestLookup:
         tampered = good[:-2] + ("AA" if good[-2:] != "AA" else "BB")
         for token in ("garbage", "x" * 5000, tampered, link_token(verification)):
             assert error_code(team.lookup(token)) == (400, "INVALID_LINK")
+
+    def test_an_invitation_token_is_no_other_links_token(self, team, boss, tickets):
+        email = fresh_email("invited")
+        team.invitation(boss, email, tickets["id"])
+        token = team.link(email)
+        for path, body in (
+            ("/api/v1/auth/email/verify", {"token": token}),
+            ("/api/v1/auth/password/reset", {"token": token, "password": "Another@Pass9"}),
+            ("/api/v1/auth/email/change/confirm", {"token": token}),
+        ):
+            assert error_code(team.client.post(path, json=body)) == (400, "INVALID_LINK"), path
+        assert team.lookup(token).status_code == 200
 
     def test_the_company_gone_kills_the_link(self, team, boss, admin_id):
         email = fresh_email("invited")

@@ -3,6 +3,7 @@ its paging, changing a member's role, removing a member or leaving, who may do i
 last-Admin rule (account deletion included) and PATCH /company for a custom role. Written
 from the contract alone, through the app factory's HTTP API."""
 
+import time
 import uuid
 
 import pytest
@@ -189,6 +190,12 @@ class TestList:
         response = team.members(boss, q="nobody-has-this")
         assert response.get_json()["data"] == {"members": [], "next_cursor": None}
 
+    @pytest.mark.parametrize("q", ["%", "_", "\\", "B%s", "b_a"])
+    def test_q_is_a_plain_substring_not_a_pattern(self, team, boss, tickets, q):
+        team.join(boss, tickets["id"], first_name="100%", last_name="Sure_Thing")
+        expected = [m for m in listed(team, boss) if _contains(m, q)]
+        assert ids(listed(team, boss, q=q)) == ids(expected)
+
     def test_pages_follow_next_cursor(self, team, boss, tickets):
         joined = [team.join(boss, tickets["id"]) for _ in range(4)]
         everyone = [boss.id] + [m.id for m in joined]
@@ -227,6 +234,12 @@ class TestList:
         assert cursor
         response = team.members(boss, cursor=cursor)
         assert error_code(response) == (400, "VALIDATION_ERROR")
+
+
+def _contains(member, q):
+    """Does q occur, case-insensitively, in the member's names or address?"""
+    fields = (member["first_name"], member["last_name"], member["email"])
+    return any(q.casefold() in field.casefold() for field in fields)
 
 
 class TestQueryCount:
@@ -273,6 +286,15 @@ class TestQueryCount:
 
 
 class TestWhoMay:
+    def test_another_method_is_405(self, team, boss):
+        for response in (
+            team.client.put(f"{MEMBERS_PATH}/{boss.id}", json={}, headers=boss.auth),
+            team.client.get(f"{MEMBERS_PATH}/{boss.id}", headers=boss.auth),
+            team.client.post(MEMBERS_PATH, json={}, headers=boss.auth),
+        ):
+            assert error_code(response) == (405, "METHOD_NOT_ALLOWED")
+            assert response.headers["Allow"]
+
     def test_a_customer_is_403_everywhere(self, team, boss, tickets):
         customer = team.customer()
         answers = [
@@ -452,6 +474,10 @@ class TestPermissionNotHeld:
         assert error_code(team.remove(actor, member.id)) == (403, "PERMISSION_NOT_HELD")
         assert member.id in ids(listed(team, boss))
 
+    def test_it_comes_after_the_field_rules(self, team, boss, actor, mail_app):
+        response = team.set_role(actor, boss.id, customer_role_id(mail_app))
+        assert error_code(response) == (400, "VALIDATION_ERROR")
+
     def test_it_comes_before_last_admin(self, team, boss, actor, tickets):
         # Demoting or removing the last Admin would be 409; the actor may not act on them.
         assert error_code(team.set_role(actor, boss.id, tickets["id"])) == (
@@ -601,6 +627,17 @@ class TestRemoval:
         verify = team.client.get("/api/v1/auth/verify", headers=auth)
         assert verify.headers["X-User-Role"] == "Customer"
         assert verify.headers["X-Company-Id"] == ""
+
+    def test_verify_refuses_the_removed_members_token_within_the_cache_window(
+        self, team, boss, tickets, make_app
+    ):
+        member = team.join(boss, tickets["id"])
+        quick = make_app(TOKEN_CACHE_SECONDS=1).test_client()
+        assert quick.get("/api/v1/auth/verify", headers=member.auth).status_code == 200
+        team.remove(boss, member.id)
+        time.sleep(1.1)
+        response = quick.get("/api/v1/auth/verify", headers=member.auth)
+        assert error_code(response) == (401, "INVALID_TOKEN")
 
     def test_a_removed_member_may_be_invited_again(self, team, boss, tickets):
         member = team.join(boss, tickets["id"])

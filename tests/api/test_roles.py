@@ -99,12 +99,31 @@ class TestList:
         ]
 
     def test_members_counts_the_members_of_each_role(self, team, boss):
+        other = team.admin()  # another company's members are not counted
+        team.join(other)
         support = team.role(boss, "Support", "application.tickets")
         team.join(boss, support["id"])
         team.join(boss, support["id"])
         team.join(boss)  # a second Admin
         counts = {r["name"]: r["members"] for r in roles_of(team, boss)}
         assert counts == {"Admin": 2, "Support": 2}
+
+    def test_a_removal_lowers_the_count(self, team, boss):
+        support = team.role(boss, "Support", "application.tickets")
+        member = team.join(boss, support["id"])
+        assert team.remove(boss, member.id).status_code == 204
+        counts = {r["name"]: r["members"] for r in roles_of(team, boss)}
+        assert counts == {"Admin": 1, "Support": 0}
+
+    def test_another_method_is_405(self, team, boss):
+        role = team.role(boss, "Support", "application.tickets")
+        for response in (
+            team.client.get(f"{ROLES_PATH}/{role['id']}", headers=boss.auth),
+            team.client.put(f"{ROLES_PATH}/{role['id']}", json={}, headers=boss.auth),
+            team.client.delete(ROLES_PATH, headers=boss.auth),
+        ):
+            assert error_code(response) == (405, "METHOD_NOT_ALLOWED")
+            assert response.headers["Allow"]
 
     def test_another_companys_roles_are_not_listed(self, team, boss):
         team.role(team.admin(), "Theirs", "application.tickets.view")
@@ -114,7 +133,7 @@ class TestList:
 class TestCreate:
     def test_201_with_the_role_object(self, team, boss):
         permission = tree("application.tickets", "platform.admins.view")
-        response = team.create_role(boss, " Support ", permission, description="Answers tickets")
+        response = team.create_role(boss, " Support ", permission, description=" Answers tickets ")
         assert response.status_code == 201, response.get_data(as_text=True)
         body = response.get_json()
         assert body["error"] is None and list(body["data"]) == ["role"]
@@ -536,6 +555,10 @@ class TestPermissionNotHeld:
         response = team.create_role(manager, "Everything", permission_tree(True))
         assert error_code(response) == (403, "PERMISSION_NOT_HELD")
 
+    def test_it_comes_after_the_field_rules(self, team, manager):
+        response = team.create_role(manager, "", tree("platform.billing.view"))
+        assert error_code(response) == (400, "VALIDATION_ERROR")
+
     def test_it_comes_before_a_taken_name(self, team, boss, manager):
         team.role(boss, "Billing", "platform.billing")
         for name in ("Billing", "Admin"):
@@ -620,6 +643,26 @@ class TestInTheUserObject:
         member = team.join(boss, role["id"])
         patch_role(team, boss, role["id"], {"name": "Help desk"})
         assert team.me(member).get_json()["data"]["user"]["role"]["name"] == "Help desk"
+
+    def test_verify_reports_the_custom_roles_id_and_leaves(self, team, boss):
+        role = team.role(boss, "Support", "application.tickets", "platform.admins.view")
+        member = team.join(boss, role["id"])
+        response = team.client.get("/api/v1/auth/verify", headers=member.auth)
+        leaves = ["application.tickets.all", "application.tickets.view", "platform.admins.view"]
+        assert response.headers["X-User-Role-Id"] == role["id"]
+        assert response.headers["X-User-Permissions"] == ",".join(leaves)
+        data = response.get_json()["data"]
+        assert (data["role_id"], data["permissions"]) == (role["id"], leaves)
+
+    @pytest.mark.parametrize(
+        ("name", "header"),
+        [("100% Support", "100%25 Support"), ("Équipe été", "%C3%89quipe %C3%A9t%C3%A9")],
+    )
+    def test_verify_writes_the_name_in_percent_encoded_utf8(self, team, boss, name, header):
+        member = team.join(boss, team.role(boss, name, "application.tickets")["id"])
+        response = team.client.get("/api/v1/auth/verify", headers=member.auth)
+        assert response.headers["X-User-Role"] == header
+        assert response.get_json()["data"]["role"] == name
 
     def test_verify_names_the_custom_role(self, team, boss):
         role = team.role(boss, "Support Team", "application.tickets")
