@@ -95,8 +95,15 @@ def sqlite_file(uri: str, instance_path: str) -> str | None:
     return os.path.join(instance_path, database)  # an absolute path stays as it is
 
 
+def _unicode_lower(value: object) -> object:
+    """SQLite's lower(), for every script: text lowered, anything else as it is."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def sqlite_connection_hook(busy_timeout_ms: int, synchronous: str = "FULL") -> ConnectHook:
-    """WAL, a busy timeout, the fsync policy and foreign keys on every SQLite connection."""
+    """WAL, a busy timeout, the fsync policy and foreign keys on every SQLite connection,
+    and a `lower()` that lowers every letter (SQLite's own lowers ASCII only, so the
+    member search would find `élodie` for `é` but not for `É`; Postgres's is Unicode's)."""
     if synchronous not in SQLITE_SYNCHRONOUS_MODES:
         raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_MODES}")
 
@@ -107,6 +114,7 @@ def sqlite_connection_hook(busy_timeout_ms: int, synchronous: str = "FULL") -> C
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
 
     return on_connect
 
