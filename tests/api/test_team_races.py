@@ -94,6 +94,46 @@ def race(team, *sends):
     return results
 
 
+READS_INVITATIONS = re.compile(r'\bFROM\s+"?invitations"?\b', re.IGNORECASE)
+
+
+def interleaved(team, second, first, seconds=1.0):
+    """`second(own_team)` starts first and is paused right after its first read of the
+    invitations table, until `first(own_team)` has answered (at most `seconds`, below the
+    lock timeout: a request holding a lock while paused delays the other, never fails it); then it
+    goes on. Their responses (second's, first's)."""
+    with team.app.app_context():
+        engine = db.engine
+    has_read, first_answered = threading.Event(), threading.Event()
+    paused = threading.local()
+    results = {}
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        if threading.current_thread().name != "second" or getattr(paused, "once", False):
+            return
+        if READS_INVITATIONS.search(statement):
+            paused.once = True
+            has_read.set()
+            first_answered.wait(seconds)
+
+    def run_second():
+        results["second"] = second(Team(team.app, Api(team.app.test_client()), team.smtp))
+
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        thread = threading.Thread(target=run_second, name="second")
+        thread.start()
+        assert has_read.wait(10), "the second request never read the invitations"
+        results["first"] = first(Team(team.app, Api(team.app.test_client()), team.smtp))
+        first_answered.set()
+        thread.join(60)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after)
+    for response in results.values():
+        assert response.status_code < 500, response.get_data(as_text=True)
+    return results["second"], results["first"]
+
+
 def role_names(team, admin):
     """{member id: role name} of the admin's company."""
     response = team.members(admin, limit=100)
@@ -142,6 +182,23 @@ class TestLastAdmin:
         assert error_code(loser) == (403, "PERMISSION_NOT_HELD")
         winner_admin = one if results[0].status_code == 200 else two
         assert sorted(role_names(team, winner_admin).values()) == ["Admin", "People"]
+
+    def test_two_admins_demoting_each_other_to_a_role_without_admins_all(self, team, round_):
+        """The loser's actor no longer holds platform.admins.all: as a request after the
+        first it would be 403 FORBIDDEN; the race sentence says 403 PERMISSION_NOT_HELD
+        (its new role lacks what the Admin role holds). Either 403 is taken."""
+        one, two = two_admins(team)
+        tickets = team.role(one, "Tickets", "application.tickets")
+        results = race(
+            team,
+            lambda t: t.set_role(one, two.id, tickets["id"]),
+            lambda t: t.set_role(two, one.id, tickets["id"]),
+        )
+        assert sorted(r.status_code for r in results) == [200, 403]
+        loser = next(r for r in results if r.status_code == 403)
+        assert error_code(loser) in ((403, "PERMISSION_NOT_HELD"), (403, "FORBIDDEN"))
+        winner_admin = one if results[0].status_code == 200 else two
+        assert sorted(role_names(team, winner_admin).values()) == ["Admin", "Tickets"]
 
     def test_two_admins_leaving_at_once_one_stays(self, team, round_):
         one, two = two_admins(team)
@@ -230,6 +287,55 @@ class TestInvitations:
         ids = [m["id"] for m in team.members(boss).get_json()["data"]["members"]]
         assert ids.count(person.id) == 1
 
+    def test_an_acceptance_that_read_the_link_before_another_committed(self, team, round_):
+        """The second acceptance has checked the link when the first commits: it answers
+        as a request after the first would, 400 INVALID_LINK (a dead link comes before
+        every 409), or wins if it holds the lock first; never 409 EMAIL_TAKEN."""
+        boss = team.admin()
+        email = fresh_email("invited")
+        team.invitation(boss, email, team.admin_role_id(boss))
+        token = team.link(email)
+        second, first = interleaved(
+            team,
+            lambda t: t.accept_new(token, first_name="Second"),
+            lambda t: t.accept_new(token, first_name="First"),
+        )
+        outcomes = sorted([outcome(second), outcome(first)], key=str)
+        assert outcomes == sorted([201, (400, "INVALID_LINK")], key=str), outcomes
+
+    def test_one_account_accepting_two_companies_at_once(self, team, round_):
+        """A user belongs to at most one company."""
+        person = team.customer()
+        other_session = Person(
+            team.api.login(person.email).get_json()["data"]["access_token"], person.user
+        )
+        bosses = [team.admin(), team.admin()]
+        links = []
+        for boss in bosses:
+            team.invitation(boss, person.email, team.admin_role_id(boss))
+            links.append(team.link(person.email))
+        results = race(
+            team,
+            lambda t: t.accept(links[0], person),
+            lambda t: t.accept(links[1], other_session),
+        )
+        assert [r.status_code for r in results].count(200) == 1, [outcome(r) for r in results]
+        loser = next(r for r in results if r.status_code != 200)
+        assert error_code(loser) in ((401, "INVALID_TOKEN"), (409, "ALREADY_IN_COMPANY"))
+        winner = bosses[0] if results[0].status_code == 200 else bosses[1]
+        loser_boss = bosses[1] if winner is bosses[0] else bosses[0]
+        token = next(r for r in results if r.status_code == 200).get_json()["data"]
+        me = team.client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {token['access_token']}"}
+        ).get_json()["data"]["user"]
+        assert me["company"]["id"] == winner.user["company"]["id"]
+        assert person.id in role_names(team, winner)
+        assert person.id not in role_names(team, loser_boss)
+        statuses = [
+            i["status"] for i in team.invitations(loser_boss).get_json()["data"]["invitations"]
+        ]
+        assert statuses == ["pending"]
+
     def test_two_invitations_of_one_address_at_once(self, team, round_):
         boss = team.admin()
         second = team.join(boss)
@@ -275,6 +381,22 @@ class TestInvitations:
 
 
 class TestRoles:
+    def test_leaving_racing_a_role_change(self, team, round_):
+        one = team.admin()
+        tickets = team.role(one, "Tickets", "application.tickets")
+        labels = team.role(one, "Labels", "application.labels")
+        member = team.join(one, tickets["id"])
+        left, changed = race(
+            team,
+            lambda t: t.remove(member, member.id),
+            lambda t: t.set_role(one, member.id, labels["id"]),
+        )
+        assert left.status_code == 204
+        assert changed.status_code == 200 or error_code(changed) == (404, "NOT_FOUND")
+        assert member.id not in role_names(team, one)
+        user = team.api.login(member.email).get_json()["data"]["user"]
+        assert (user["role"], user["company"]["id"]) == (CUSTOMER_ROLE, "")
+
     def test_a_removal_racing_a_role_change(self, team, round_):
         one, two = two_admins(team)
         tickets = team.role(one, "Tickets", "application.tickets")
