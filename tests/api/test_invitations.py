@@ -130,6 +130,11 @@ def text_of(message):
     return message.get_body(preferencelist=("plain",)).get_content()
 
 
+def html_of(message):
+    """A mail's text/html part."""
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
 class TestCreate:
     def test_201_with_the_invitation(self, team, boss, tickets):
         email = fresh_email("invited")
@@ -278,6 +283,42 @@ class TestCreate:
         assert team.mails("invitation", member.email)[1:] == []  # only the one it joined by
 
 
+class TestBodies:
+    """The team endpoints read their bodies like the account lifecycle's."""
+
+    @pytest.mark.parametrize(
+        ("data", "content_type", "expected"),
+        [
+            ('{"email": "a@example.org"}', "text/plain", (415, "UNSUPPORTED_MEDIA_TYPE")),
+            ("email=a@example.org", "application/x-www-form-urlencoded", (415, None)),
+            ('{"email": "a@example.org", "email": "b@example.org"}', "application/json", None),
+            ("[1, 2]", "application/json", (400, "INVALID_JSON")),
+            ('{"email": NaN}', "application/json", (400, "INVALID_JSON")),
+            ("{" + '"x": "' + "y" * 70000 + '"}', "application/json", (413, "PAYLOAD_TOO_LARGE")),
+        ],
+    )
+    def test_invite_reads_its_body_like_every_endpoint(
+        self, team, boss, data, content_type, expected
+    ):
+        response = team.client.post(
+            INVITATIONS_PATH, data=data, content_type=content_type, headers=boss.auth
+        )
+        status, code = expected or (400, "INVALID_JSON")
+        assert response.status_code == status, response.get_data(as_text=True)
+        if code:
+            assert error_of(response)["code"] == code
+        assert listed(team, boss) == []
+
+    @pytest.mark.parametrize("path", [LOOKUP_PATH, ACCEPT_PATH])
+    def test_the_link_endpoints_too(self, team, path):
+        response = team.client.post(
+            path, data='{"token": "a", "token": "b"}', content_type="application/json"
+        )
+        assert error_code(response) == (400, "INVALID_JSON")
+        response = team.client.post(path, data="token=a", content_type="text/plain")
+        assert error_code(response) == (415, "UNSUPPORTED_MEDIA_TYPE")
+
+
 class TestMail:
     def test_an_invitation_mail_with_its_link(self, team, boss, tickets):
         team.client.patch(COMPANY_PATH, json={"name": "Acme Widgets"}, headers=boss.auth)
@@ -290,7 +331,28 @@ class TestMail:
         assert text.count(DEFAULT_LINK) == 1
         for named in ("Acme Widgets", "Bea", "Tickets"):  # the company, the inviter, the role
             assert named in text, named
+        assert message.get_content_type() == "multipart/alternative"
+        for header in ("To", "From", "Subject", "Date", "Message-ID"):
+            assert message[header], header
+        assert DEFAULT_LINK in html_of(message)
         assert team.lookup(link_token(message)).status_code == 200
+
+    def test_user_data_is_escaped_in_the_html_part(self, team):
+        boss = team.admin(first_name="<b>Bea</b>", last_name="& Co")
+        team.client.patch(COMPANY_PATH, json={"name": "<i>Acme</i> & Sons"}, headers=boss.auth)
+        role = team.role(boss, "<script>Ops</script>", "application.tickets")
+        email = fresh_email("invited")
+        team.invitation(boss, email, role["id"])
+        (message,) = team.mails("invitation", email)
+        text, html = text_of(message), html_of(message)
+        for raw, escaped in (
+            ("<b>Bea</b>", "&lt;b&gt;Bea&lt;/b&gt;"),
+            ("<i>Acme</i> & Sons", "&lt;i&gt;Acme&lt;/i&gt; &amp; Sons"),
+            ("<script>Ops</script>", "&lt;script&gt;Ops&lt;/script&gt;"),
+        ):
+            assert raw in text, raw  # the company, the inviter, the role, as they are
+            assert escaped in html, escaped
+        assert "<script>" not in html and "<b>Bea" not in html and "<i>Acme" not in html
 
     def test_the_link_is_accept_invitation_url(self, team, boss, tickets, make_app, smtp_server):
         custom = make_app(
@@ -383,6 +445,8 @@ class TestRateLimit:
         assert int(refused.headers["Retry-After"]) >= 1
         # A body refused for its rules gets that answer and spends nothing.
         assert error_code(team.invite(boss, "nope", role_id)) == (400, "VALIDATION_ERROR")
+        # The limit comes before every 409 (a member's address).
+        assert error_code(team.invite(boss, second.email, role_id)) == (429, "RATE_LIMITED")
         other = team.admin()
         assert team.invite(other, fresh_email("c"), team.admin_role_id(other)).status_code == 201
 
@@ -478,6 +542,17 @@ class TestList:
         assert every_page(team, boss, 2) == [newest[0:2], newest[2:4], newest[4:]]
         assert every_page(team, boss, 5) == [newest]
         assert every_page(team, boss, 2, status="pending") == [newest[0:2], newest[2:4], newest[4:]]
+
+    def test_the_default_page_is_50_and_100_at_most(self, team, boss, tickets):
+        for _ in range(101):
+            team.invitation(boss, fresh_email("invited"), tickets["id"])
+        default = team.invitations(boss).get_json()["data"]
+        assert len(default["invitations"]) == 50 and default["next_cursor"]
+        largest = team.invitations(boss, limit=100).get_json()["data"]
+        assert len(largest["invitations"]) == 100 and largest["next_cursor"]
+        rest = team.invitations(boss, limit=100, cursor=largest["next_cursor"])
+        assert rest.get_json()["data"]["next_cursor"] is None
+        assert len(rest.get_json()["data"]["invitations"]) == 1
 
     @pytest.mark.parametrize("limit", ["0", "101", "-3", "ten", ""])
     def test_a_bad_limit_is_400(self, team, boss, limit):

@@ -190,6 +190,11 @@ class TestList:
         response = team.members(boss, q="nobody-has-this")
         assert response.get_json()["data"] == {"members": [], "next_cursor": None}
 
+    def test_q_folds_the_case_of_every_letter(self, team, boss, tickets):
+        emile = team.join(boss, tickets["id"], first_name="Émile", last_name="Ärger")
+        for q in ("émile", "ÉMILE", "ärg", "ÄRGER", "MILE"):
+            assert ids(listed(team, boss, q=q)) == [emile.id], q
+
     @pytest.mark.parametrize("q", ["%", "_", "\\", "B%s", "b_a"])
     def test_q_is_a_plain_substring_not_a_pattern(self, team, boss, tickets, q):
         team.join(boss, tickets["id"], first_name="100%", last_name="Sure_Thing")
@@ -582,6 +587,17 @@ class TestRemoval:
         (to_english,) = team.mails("member_removed", english.email)
         (to_french,) = team.mails("member_removed", french.email)
         assert to_english["Subject"] != to_french["Subject"]
+
+    def test_the_mail_escapes_the_company_in_html(self, team, boss, tickets):
+        team.client.patch(COMPANY_PATH, json={"name": "<i>Acme</i>"}, headers=boss.auth)
+        member = team.join(boss, tickets["id"], first_name="<b>Ann</b>")
+        team.remove(boss, member.id)
+        (message,) = team.mails("member_removed", member.email)
+        assert message.get_content_type() == "multipart/alternative"
+        html = message.get_body(preferencelist=("html",)).get_content()
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        assert "<b>Ann</b>" in text and "&lt;b&gt;Ann&lt;/b&gt;" in html
+        assert "<i>Acme" not in html and "<b>Ann" not in html
 
     def test_leaving_sends_no_mail(self, team, boss, tickets, mail_app):
         member = team.join(boss, tickets["id"])

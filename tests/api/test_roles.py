@@ -664,6 +664,29 @@ class TestInTheUserObject:
         assert response.headers["X-User-Role"] == header
         assert response.get_json()["data"]["role"] == name
 
+    def test_verify_sees_a_change_within_the_cache_window(self, team, boss, make_app):
+        role = team.role(boss, "Support", "application.tickets")
+        member = team.join(boss, role["id"])
+        quick = make_app(TOKEN_CACHE_SECONDS=1).test_client()
+        before = quick.get("/api/v1/auth/verify", headers=member.auth)
+        assert before.headers["X-User-Permissions"] == (
+            "application.tickets.all,application.tickets.view"
+        )
+        patch_role(
+            team,
+            boss,
+            role["id"],
+            {"name": "Labels", "permission": tree("application.labels.view")},
+        )
+        time.sleep(1.1)
+        after = quick.get("/api/v1/auth/verify", headers=member.auth)
+        assert after.headers["X-User-Role"] == "Labels"
+        assert after.headers["X-User-Permissions"] == "application.labels.view"
+        team.set_role(boss, member.id, team.admin_role_id(boss))
+        time.sleep(1.1)
+        promoted = quick.get("/api/v1/auth/verify", headers=member.auth)
+        assert promoted.headers["X-User-Role"] == "Admin"
+
     def test_verify_names_the_custom_role(self, team, boss):
         role = team.role(boss, "Support Team", "application.tickets")
         member = team.join(boss, role["id"])
