@@ -336,6 +336,35 @@ class TestInvitations:
         ]
         assert statuses == ["pending"]
 
+    @pytest.mark.parametrize("as_admin", [False, True])
+    def test_the_only_members_deletion_racing_an_acceptance(self, team, round_, as_admin):
+        """Deleting the only member deletes the company; an acceptance that commits first
+        makes it a company with another member (the last Admin then stays, unless the
+        newcomer is an Admin too). Never a member left in a deleted company."""
+        boss = team.admin()
+        role_id = (
+            team.admin_role_id(boss)
+            if as_admin
+            else team.role(boss, "Tickets", "application.tickets")["id"]
+        )
+        email = fresh_email("invited")
+        team.invitation(boss, email, role_id)
+        token = team.link(email)
+        deleted, accepted = race(
+            team, lambda t: t.delete_account(boss), lambda t: t.accept_new(token)
+        )
+        outcomes = (outcome(deleted), outcome(accepted))
+        allowed = [(204, (400, "INVALID_LINK"))]
+        allowed.append((204, 201) if as_admin else ((409, "LAST_ADMIN"), 201))
+        assert outcomes in allowed, outcomes
+        if accepted.status_code == 201:
+            data = accepted.get_json()["data"]
+            newcomer = Person(data["access_token"], data["user"])
+            me = team.me(newcomer).get_json()["data"]["user"]
+            assert me["company"]["id"] == boss.user["company"]["id"]
+            names = role_names(team, newcomer) if as_admin else role_names(team, boss)
+            assert "Admin" in names.values()
+
     def test_two_invitations_of_one_address_at_once(self, team, round_):
         boss = team.admin()
         second = team.join(boss)
