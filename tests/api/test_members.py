@@ -146,6 +146,15 @@ class TestList:
         }
         assert RFC3339_UTC.fullmatch(second["joined_at"])
 
+    def test_the_list_shows_the_profile_and_verification_as_they_are(self, team, boss):
+        avatar = "https://example.org/bea.png"
+        response = team.client.patch(
+            "/api/v1/auth/me", json={"avatar": avatar, "first_name": "Beatrix"}, headers=boss.auth
+        )
+        assert response.status_code == 200
+        (member,) = listed(team, boss)
+        assert (member["avatar"], member["first_name"]) == (avatar, "Beatrix")
+
     def test_every_member_sees_the_same_list(self, team, boss, admin_id):
         viewers = team.role(boss, "Viewers", "platform.admins.view")
         member = team.join(boss, viewers["id"])

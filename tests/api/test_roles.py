@@ -459,6 +459,18 @@ class TestDelete:
         assert listed["status"] == "revoked"
         assert (listed["role"]["name"], listed["role"]["category"]) == ("Support", "CUSTOM ROLE")
 
+    def test_a_pending_invitation_names_the_role_as_it_is(self, team, boss):
+        """Assumed from "a closed invitation keeps naming the role it had": an open one
+        names the role as it is now."""
+        role = team.role(boss, "Support", "application.tickets")
+        email = fresh_email("invited")
+        team.invitation(boss, email, role["id"])
+        patch_role(team, boss, role["id"], {"name": "Help desk"})
+        (listed,) = team.invitations(boss).get_json()["data"]["invitations"]
+        assert listed["role"] == {"id": role["id"], "name": "Help desk", "category": "CUSTOM ROLE"}
+        looked_up = team.lookup(team.link(email)).get_json()["data"]
+        assert looked_up["role"]["name"] == "Help desk"
+
     def test_an_accepted_invitation_keeps_naming_the_deleted_role(self, team, boss):
         role = team.role(boss, "Support", "application.tickets")
         member = team.join(boss, role["id"])
