@@ -16,6 +16,7 @@ from tests.helpers import (
     INVITATIONS_PATH,
     MEMBERS_PATH,
     RFC3339_UTC,
+    Api,
     Team,
     audited,
     customer_role_id,
@@ -607,6 +608,19 @@ class TestRemoval:
         text = message.get_body(preferencelist=("plain",)).get_content()
         assert "<b>Ann</b>" in text and "&lt;b&gt;Ann&lt;/b&gt;" in html
         assert "<i>Acme" not in html and "<b>Ann" not in html
+
+    def test_the_notice_to_a_verified_address_is_never_suppressed(self, make_app, smtp_server):
+        limited = make_app(
+            SMTP_URL=smtp_server.url,
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_MAIL_PER_ADDRESS="1/hour",
+            RATELIMIT_KEY_PREFIX=f"lumyri-test-{uuid.uuid4().hex[:8]}",
+        )
+        team = Team(limited, Api(limited.test_client()), smtp_server)
+        boss = team.admin()
+        member = team.join(boss)  # its one invitation mail spent the address's count
+        assert team.remove(boss, member.id).status_code == 204
+        assert len(team.mails("member_removed", member.email)) == 1
 
     def test_leaving_sends_no_mail(self, team, boss, tickets, mail_app):
         member = team.join(boss, tickets["id"])

@@ -446,6 +446,41 @@ class TestRoles:
             "ACTIVED",
         )
 
+    def test_two_roles_of_one_name_at_once(self, team, round_):
+        boss = team.admin()
+        second = team.join(boss)
+        results = race(
+            team,
+            lambda t: t.create_role(boss, "Support", permission_tree(False)),
+            lambda t: t.create_role(second, "SUPPORT", permission_tree(False)),
+        )
+        assert sorted([outcome(r) for r in results], key=str) == sorted(
+            [201, (409, "ROLE_NAME_TAKEN")], key=str
+        )
+        roles = team.client.get("/api/v1/auth/company/roles", headers=boss.auth)
+        assert [r["name"] for r in roles.get_json()["data"]["roles"]][0] == "Admin"
+        assert len(roles.get_json()["data"]["roles"]) == 2
+
+    def test_two_renames_to_one_name_at_once(self, team, round_):
+        boss = team.admin()
+        second = team.join(boss)
+        one = team.role(boss, "One", "application.tickets")
+        two = team.role(boss, "Two", "application.tickets")
+        results = race(
+            team,
+            lambda t: t.client.patch(
+                f"/api/v1/auth/company/roles/{one['id']}", json={"name": "Same"}, headers=boss.auth
+            ),
+            lambda t: t.client.patch(
+                f"/api/v1/auth/company/roles/{two['id']}",
+                json={"name": "same"},
+                headers=second.auth,
+            ),
+        )
+        assert sorted([outcome(r) for r in results], key=str) == sorted(
+            [200, (409, "ROLE_NAME_TAKEN")], key=str
+        )
+
     def test_a_role_deletion_racing_its_assignment(self, team, round_):
         boss = team.admin()
         tickets = team.role(boss, "Tickets", "application.tickets")
