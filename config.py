@@ -275,6 +275,10 @@ class Config:
     # Companies and teams: how long an invitation's link is good; invitations per company.
     INVITATION_TTL_SECONDS = env_int("INVITATION_TTL_SECONDS", 604800, minimum=60)
     RATELIMIT_INVITATIONS = env_str("RATELIMIT_INVITATIONS", "100/hour")
+    # Sessions and two-factor: live sessions an account keeps (the oldest ends first);
+    # two-factor code checks per account.
+    MAX_SESSIONS_PER_ACCOUNT = env_int("MAX_SESSIONS_PER_ACCOUNT", 100, minimum=1)
+    RATELIMIT_MFA = env_str("RATELIMIT_MFA", "10/minute")
     GENERATE_SECRET_KEY = False
     # Without SMTP_URL, mails are written as .eml files (development) or refused (production).
     MAIL_FILES_ALLOWED = False

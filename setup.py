@@ -28,5 +28,8 @@ setup(
         "redis>=5.0",
         "prometheus-client>=0.20",
         "flask-cors>=4.0",
+        "pyotp>=2.9",
+        "segno>=1.6",
+        "cryptography>=42",
     ],
 )

@@ -5,9 +5,10 @@ The order of steps lives here: validation is done by the caller's schema, hashin
 the passwords module, every read and write by the repository.
 """
 
+import random
 from typing import Any, Literal, NoReturn
 
-from flask import has_request_context
+from flask import has_request_context, request
 
 from app import links, mail, passwords, ratelimit, repository
 from app.email_address import email_key
@@ -21,15 +22,23 @@ from app.errors import (
     ValidationFailed,
     WrongPassword,
 )
-from app.models import OutboxMail, SigningCredential, User
+from app.models import OutboxMail, User
 from app.observability import client_ip, current_request_id
+
+# One log-in in a hundred also deletes every account's ended sessions (each account's own
+# go whenever it starts one), so the rows of accounts never seen again do not pile up.
+SWEEP_PROBABILITY = 0.01
 
 
 def audit_context() -> repository.AuditContext:
     """Who is asking: the client and request id, or the operator's CLI."""
     if not has_request_context():
         return repository.AuditContext(client_ip="cli")
-    return repository.AuditContext(client_ip=client_ip(), request_id=current_request_id() or "")
+    return repository.AuditContext(
+        client_ip=client_ip(),
+        request_id=current_request_id() or "",
+        user_agent=request.headers.get("User-Agent", ""),
+    )
 
 
 def refuse_duplicate(email: str) -> NoReturn:
@@ -87,16 +96,9 @@ def authenticate(email: str, password: str) -> repository.Account:
         credential = repository.start_session(user=user, context=audit_context())
     except repository.AccountGone:  # deleted while the password was being checked
         raise InvalidCredentials() from None
+    if random.random() < SWEEP_PROBABILITY:  # now and then, every account's ended sessions
+        repository.purge_ended_sessions()
     return repository.Account(user, credential)
-
-
-def revoke_tokens(user: User) -> SigningCredential:
-    """Rotate the user's signing credential: every token issued before is refused
-    (INVALID_TOKEN when the account was deleted meanwhile)."""
-    try:
-        return repository.rotate_credential(user=user, context=audit_context())
-    except repository.AccountGone:
-        raise InvalidToken() from None
 
 
 def verification_mail(address: str, first_name: str, language: str = "") -> OutboxMail:

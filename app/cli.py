@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from app import accounts, idempotency, repository
+from app import accounts, idempotency, repository, sessions
 from app.email_address import canonical_email
 from app.errors import EmailTaken
 from app.models import User, utc_now
@@ -48,9 +48,9 @@ def create_admin(first_name: str, last_name: str, email: str, password: str) -> 
 @accounts_cli.command("revoke-tokens")
 @click.argument("email")
 def revoke_tokens(email: str) -> None:
-    """Revoke every access token of an account (its signing credential is rotated)."""
+    """Revoke every access token of an account (every session of it ends)."""
     user = find_user_or_exit(email)
-    accounts.revoke_tokens(user)
+    sessions.end_all(user)
     click.echo(f"Revoked every access token of {user.email}.")
 
 

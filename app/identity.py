@@ -22,6 +22,7 @@ from flask import Flask, current_app
 from app import repository
 from app.errors import InvalidToken
 from app.permissions import sorted_leaves
+from app.models import utc_now
 from app.tokens import claims_match, signed_claims
 
 EXTENSION_KEY = "lumyri_identity_cache"
@@ -150,6 +151,8 @@ def identify(token: str) -> Identity:
         expires_at=int(claims["exp"]),
     )
     cache.put(token, identity)
+    if repository.needs_touch(account.last_used_at, utc_now()):
+        repository.touch_session(account.session_id)  # last_used_at, to within 5 minutes
     return identity
 
 

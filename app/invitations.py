@@ -108,6 +108,7 @@ def _mail(
         to,
         account.first_name if account else "",
         mail.choose_language(account.language if account else ""),
+        user_id=account.id if account else None,  # gone with that account, if deleted
         invitation_id=invitation_id,
         v=version,
         company_name=company_name,
@@ -315,7 +316,6 @@ def accept_with_account(token: str, user: User) -> repository.Account:
         raise InvitationEmailMismatch()
     if user.company_id is not None:
         raise AlreadyInCompany()
-    credential = repository.new_credential(user.id)
     try:
         with repository.team_change(
             company_id=invitation.company_id, actor_id=None, context=audit_context()
@@ -326,11 +326,10 @@ def accept_with_account(token: str, user: User) -> repository.Account:
                 raise InvitationEmailMismatch()
             if membership.company_id is not None:
                 raise AlreadyInCompany()
-            change.join(user.id, role_id=invitation.role_id, verify=True)
+            credential = change.join(user.id, role_id=invitation.role_id, verify=True)
             change.update_invitation(
                 invitation.id, {"status": INVITATION_ACCEPTED, "closed_at": utc_now()}
             )
-            change.add(credential)
             change.event(
                 "invitation_accepted", target_id=invitation.id, user_id=user.id, email=user.email
             )
@@ -365,13 +364,13 @@ def accept_as_new_account(token: str, fields: dict[str, Any]) -> repository.Acco
         joined_at=now,
         email_verified_at=now,
     )
-    credential = repository.new_credential(user.id)
     try:
         with repository.team_change(
             company_id=invitation.company_id, actor_id=None, context=audit_context()
         ) as change:
             _still_good(change, invitation)
-            change.add(user, credential)
+            change.add(user)
+            credential = change.start_session(user.id)
             change.update_invitation(
                 invitation.id, {"status": INVITATION_ACCEPTED, "closed_at": now}
             )

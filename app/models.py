@@ -121,6 +121,14 @@ class User(Model):
     security_version: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     # When the member joined its company (None without one).
     joined_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)
+    # Two-factor (app.mfa): the TOTP secret, encrypted (None: off), a set-up's pending
+    # one, when it was turned on, and the last 30-second step whose code was used.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    totp_pending_secret: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(
+        sa.DateTime(timezone=True), default=None
+    )
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
 
     # Read-only: every write is a Core statement (app.repository); a user read with Core
     # carries detached copies of its company and role.
@@ -129,9 +137,13 @@ class User(Model):
 
 
 class SigningCredential(Model):
-    """A JWT credential: its `key` is the token's `iss`; its secret is derived, never stored."""
+    """A session: the JWT credential of one log-in (or of any other answer that hands out
+    a token). Its `key` is the token's `iss`; its secret is derived, never stored; it
+    ends (is deleted) on a log-out, a new password, ..., or at `expires_at` (its token's
+    `exp`)."""
 
     __tablename__ = "signing_credentials"
+    __table_args__ = (sa.Index("ix_signing_credentials_user_created", "user_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
     key: Mapped[str] = mapped_column(sa.String(32), unique=True)
@@ -139,6 +151,12 @@ class SigningCredential(Model):
         sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+    # As the session started: the User-Agent (its first 255 characters) and the client.
+    user_agent: Mapped[str] = mapped_column(sa.String(255), default="", server_default="")
+    ip: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
+    # Kept to within 5 minutes (app.sessions), not written on every request.
+    last_used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
 
     user: Mapped[User] = relationship(lazy="joined", viewonly=True)
 
@@ -263,3 +281,39 @@ class Invitation(Model):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
     expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)
+
+
+class RecoveryCode(Model):
+    """A two-factor recovery code of an account, as a keyed hash; good once."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "code_hash", name="uq_recovery_codes_user_code"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    user_id: Mapped[str] = mapped_column(
+        sa.String(36),
+        sa.ForeignKey("users.id", name="fk_recovery_codes_user_id_users", ondelete="CASCADE"),
+    )
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)
+
+
+class MfaChallenge(Model):
+    """What an `mfa_token` stands for: a right password of an account with two-factor on,
+    waiting for its code; good until `expires_at`, once, and for 5 wrong codes."""
+
+    __tablename__ = "mfa_challenges"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    user_id: Mapped[str] = mapped_column(
+        sa.String(36),
+        sa.ForeignKey("users.id", name="fk_mfa_challenges_user_id_users", ondelete="CASCADE"),
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    failures: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True), default=None)

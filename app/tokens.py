@@ -18,7 +18,7 @@ from flask import current_app, g, request
 
 from app import repository
 from app.errors import InvalidToken
-from app.models import SigningCredential, User, utc_now
+from app.models import SigningCredential, User, as_utc, utc_now
 from app.secret_key import derived_key
 from app.strict_json import object_without_duplicates
 
@@ -44,8 +44,9 @@ def credential_secret(key: str) -> bytes:
 def issue_access_token(
     user: User, credential: SigningCredential, now: datetime | None = None
 ) -> str:
-    """Sign an access token for the user with their credential."""
-    issued_at = now or utc_now()
+    """Sign the access token of a session: issued when the session started (or `now`),
+    expiring when it ends (a replayed sign-up answers with the very same token)."""
+    issued_at = now or as_utc(credential.created_at)
     lifetime = timedelta(seconds=current_app.config["ACCESS_TOKEN_TTL_SECONDS"])
     claims = {
         "company_id": user.company_id or "",
@@ -86,9 +87,10 @@ def _unverified_issuer(token: str) -> str:
 
 
 class VerifiedToken(NamedTuple):
-    """A token that passed every check: its account and its claims."""
+    """A token that passed every check: its account, its session and its claims."""
 
     user: User
+    session: SigningCredential
     claims: dict[str, Any]
 
 
@@ -132,7 +134,9 @@ def verify_token(token: str) -> VerifiedToken:
         claims, credential.user.id, credential.user.company_id
     ):
         raise InvalidToken()
-    return VerifiedToken(credential.user, claims)
+    if repository.needs_touch(credential.last_used_at, utc_now()):
+        repository.touch_session(credential.id)  # last_used_at, to within 5 minutes
+    return VerifiedToken(credential.user, credential, claims)
 
 
 def bearer_token() -> str:
@@ -149,12 +153,14 @@ BEARER_ATTRIBUTE = "openapi_bearer"
 
 def require_access_token(view: Callable[P, R]) -> Callable[P, R]:
     """Decorator: refuse the request with 401 unless it carries a valid access token;
-    the token's user is then `g.current_user`. Checked before the body is read (put it
-    above @body); the OpenAPI document marks the operation bearer-protected from it."""
+    the token's user is then `g.current_user` and its session `g.current_session`.
+    Checked before the body is read (put it above @body); the OpenAPI document marks the
+    operation bearer-protected from it."""
 
     @functools.wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        g.current_user = verify_access_token(bearer_token())
+        verified = verify_token(bearer_token())
+        g.current_user, g.current_session = verified.user, verified.session
         return view(*args, **kwargs)
 
     setattr(wrapper, BEARER_ATTRIBUTE, True)

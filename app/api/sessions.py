@@ -1,14 +1,17 @@
-"""The sessions blueprint: log in, who-am-I, log out."""
+"""The sessions blueprint: log in, who-am-I, log out, and the account's sessions."""
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, request
 
-from app import accounts, ratelimit
-from app.api.body import LoadedBody, body
-from app.api.docs import SERVER_ERRORS, documented
-from app.api.responses import auth_response, no_content, user_response
-from app.errors import InvalidCredentials, RateLimited
+from app import accounts, ratelimit, sessions
+from app.api.body import LoadedBody, body, load_fields, read_json_object
+from app.api.docs import BODY_ERRORS, SERVER_ERRORS, documented
+from app.api.responses import auth_response, no_content, not_cached, success, user_response
+from app.errors import InvalidCredentials, NotFound, RateLimited
 from app.schemas import AuthEnvelopeSchema, LoginRequestSchema, UserEnvelopeSchema
+from app.schemas.sessions import LogoutRequestSchema, SessionListEnvelopeSchema
 from app.tokens import issue_access_token, require_access_token
+
+LOGOUT_BODY = LogoutRequestSchema()
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/v1/auth")
 
@@ -44,15 +47,62 @@ def me() -> Response:
     return user_response(g.current_user)
 
 
+def _log_out_scope() -> sessions.Scope:
+    """The optional body's scope: no body at all is `all` (as before scopes existed); a
+    body is read like every other (415, INVALID_JSON, 400 for an unknown scope)."""
+    if not request.content_length and not request.environ.get("wsgi.input_terminated"):
+        return "all"
+    scope: sessions.Scope = load_fields(LOGOUT_BODY, read_json_object()).fields["scope"]
+    return scope
+
+
 @bp.post("/logout")
 @documented(
-    summary="Revoke every access token of the account",
+    summary="End sessions of the account",
+    description="No body (or scope all): every session of the account; current: the "
+    "caller's only; others: every other one. Their tokens are refused at once (by /verify "
+    "and introspection within TOKEN_CACHE_SECONDS).",
     tags=["sessions"],
-    response=(204, None, "Tokens revoked"),
-    errors=[*SERVER_ERRORS],
+    body=LogoutRequestSchema,
+    response=(204, None, "Sessions ended"),
+    errors=[*BODY_ERRORS, *SERVER_ERRORS],
 )
 @require_access_token
 def logout() -> Response:
-    """Revoke every token of the bearer's account."""
-    accounts.revoke_tokens(g.current_user)
+    """End the bearer's sessions (the scope's)."""
+    sessions.log_out(g.current_user, g.current_session, _log_out_scope())
+    return no_content()
+
+
+@bp.get("/sessions")
+@documented(
+    summary="The account's sessions",
+    description="Live sessions, newest first, one per log-in (or other answer that handed "
+    "out a token): when it started, when it was last used (to within 5 minutes), its "
+    "User-Agent and client address, and whether it is the caller's.",
+    tags=["sessions"],
+    response=(200, SessionListEnvelopeSchema, "The sessions"),
+    errors=[*SERVER_ERRORS],
+    no_store=True,
+)
+@require_access_token
+def list_sessions() -> Response:
+    """The bearer's account's live sessions."""
+    listed = sessions.list_sessions(g.current_user, g.current_session)
+    return not_cached(success({"sessions": listed}))
+
+
+@bp.delete("/sessions/<session_id>")
+@documented(
+    summary="End one session",
+    description="Its token is refused at once (by /verify and introspection within "
+    "TOKEN_CACHE_SECONDS). Another account's session, an ended one, or none: 404.",
+    tags=["sessions"],
+    response=(204, None, "Ended"),
+    errors=[NotFound, *SERVER_ERRORS],
+)
+@require_access_token
+def end_session(session_id: str) -> Response:
+    """Nothing in, nothing out."""
+    sessions.end_session(g.current_user, session_id)
     return no_content()

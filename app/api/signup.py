@@ -63,7 +63,7 @@ def sign_up(kind: Literal["admin", "customer"], loaded: LoadedBody) -> Response:
 
     account = idempotency.run_once(idempotency.read_key_header().key, loaded.body, create)
     # Signed as of the credential's start: a replay answers with the very same token.
-    token = issue_access_token(account.user, account.credential, now=account.credential.created_at)
+    token = issue_access_token(account.user, account.credential)
     return auth_response(account.user, token, status=201)
 
 

@@ -2,8 +2,6 @@
 (by address, by id, by a token's credential; the system roles, read once per process)."""
 
 import json
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, cast
@@ -44,9 +42,8 @@ from app.repository.core import (
     read_row,
     reads_in_autocommit,
 )
+from app.repository.sessions import new_session
 
-CREDENTIAL_KEY_ALPHABET = string.ascii_letters + string.digits
-CREDENTIAL_KEY_LENGTH = 32
 ROLES_KEY = "lumyri_system_roles"
 
 
@@ -64,22 +61,6 @@ class Account(NamedTuple):
 
     user: User
     credential: SigningCredential
-
-
-def new_credential_key() -> str:
-    """A 32-character [A-Za-z0-9] key, like an API gateway's JWT credential key (uniform:
-    random bytes of 248 or more are dropped, 248 being 4 x 62)."""
-    key = ""
-    while len(key) < CREDENTIAL_KEY_LENGTH:
-        key += "".join(
-            CREDENTIAL_KEY_ALPHABET[byte % 62] for byte in secrets.token_bytes(40) if byte < 248
-        )
-    return key[:CREDENTIAL_KEY_LENGTH]
-
-
-def new_credential(user_id: str) -> SigningCredential:
-    """A new signing credential of the account (not written yet)."""
-    return SigningCredential(id=new_uuid(), key=new_credential_key(), user_id=user_id)
 
 
 # The hot paths (sign-up, log-in, a bearer token's account) read and write with Core
@@ -103,6 +84,8 @@ USER_BY_CREDENTIAL = (
     USER_ROW.add_columns(
         CREDENTIALS.c.id.label("credential__id"),
         CREDENTIALS.c.created_at.label("credential__created_at"),
+        CREDENTIALS.c.last_used_at.label("credential__last_used_at"),
+        CREDENTIALS.c.expires_at.label("credential__expires_at"),
     )
     .join(CREDENTIALS, CREDENTIALS.c.user_id == USERS.c.id)
     .where(CREDENTIALS.c.key == sa.bindparam("key"))
@@ -200,7 +183,7 @@ def create_account(
         state=state,
         role_id=role.id,
     )
-    credential = new_credential(user.id)
+    credential = new_session(user.id, context)
     company = Company(id=new_uuid()) if with_company else None
     rows: list[Any] = [user, credential]
     if company is not None:
@@ -234,11 +217,12 @@ def find_credential(key: str) -> SigningCredential | None:
     values = read_row(USER_BY_CREDENTIAL, {"key": key})
     if values is None:
         return None
-    credential_id, created_at = values.pop("credential__id"), values.pop("credential__created_at")
+    session = {
+        name: values.pop(f"credential__{name}")
+        for name in ("id", "created_at", "last_used_at", "expires_at")
+    }
     user = _user_of(values)
-    credential: SigningCredential = detached(
-        SigningCredential, id=credential_id, key=key, user_id=user.id, created_at=created_at
-    )
+    credential: SigningCredential = detached(SigningCredential, key=key, user_id=user.id, **session)
     set_committed_value(credential, "user", user)
     return credential
 
@@ -271,6 +255,7 @@ class CredentialIdentity(NamedTuple):
     permission: dict[str, Any]
     email_verified_at: datetime | None
     session_id: str
+    last_used_at: datetime | None
 
 
 # One statement, built once, for /verify's cache miss (bench/README.md, "Figures behind
@@ -284,6 +269,7 @@ CREDENTIAL_IDENTITY = (
         ROLES.c.permission,
         USERS.c.email_verified_at,
         CREDENTIALS.c.id,
+        CREDENTIALS.c.last_used_at,
     )
     .join(CREDENTIALS, CREDENTIALS.c.user_id == USERS.c.id)
     .join(ROLES, ROLES.c.id == USERS.c.role_id)

@@ -14,10 +14,12 @@ WRITE_EVENT = AUDIT_EVENTS.insert()
 
 @dataclass(frozen=True)
 class AuditContext:
-    """Who asked: recorded with every audit event."""
+    """Who asked: recorded with every audit event (the User-Agent only with the sessions
+    a request starts)."""
 
     client_ip: str = ""
     request_id: str = ""
+    user_agent: str = ""
 
 
 def write_event(

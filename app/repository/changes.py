@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.email_address import email_key
 from app.extensions import db
 from app.models import ADMIN_ROLE_ID, OutboxMail, SigningCredential, User, utc_now
-from app.repository.accounts import Account, new_credential
+from app.repository.accounts import Account
 from app.repository.audit import AuditContext, scrub_events, write_event
 from app.repository.core import (
     COMPANIES,
@@ -26,19 +26,12 @@ from app.repository.core import (
     CompanyGone,
     DuplicateEmail,
     LastAdminStays,
-    detached,
     insert,
     lock_account,
     lock_company,
 )
+from app.repository.sessions import open_session, replace_sessions
 
-# The account's newest signing credential (the lock is held: read after it).
-NEWEST_CREDENTIAL = (
-    sa.select(CREDENTIALS.c.id, CREDENTIALS.c.key, CREDENTIALS.c.created_at)
-    .where(CREDENTIALS.c.user_id == sa.bindparam("user_id"))
-    .order_by(CREDENTIALS.c.created_at.desc())
-    .limit(1)
-)
 DELETE_CREDENTIALS = sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == sa.bindparam("user_id"))
 
 
@@ -54,19 +47,11 @@ def _event(connection: sa.Connection, user: User, event: str, context: AuditCont
 
 
 def start_session(*, user: User, context: AuditContext) -> SigningCredential:
-    """A successful log-in: the account locked, its newest signing credential (one is
-    created if it has none), the event. AccountGone, with nothing written, when the
-    account was deleted meanwhile."""
+    """A successful log-in: the account locked, a new session (app.repository.sessions),
+    the event. AccountGone, with nothing written, when the account was deleted meanwhile."""
     connection = db.session.connection()
     lock_account(connection, user.id)
-    row = connection.execute(NEWEST_CREDENTIAL, {"user_id": user.id}).first()
-    if row is None:
-        credential = new_credential(user.id)
-        insert(connection, credential)
-    else:
-        credential = detached(
-            SigningCredential, id=row.id, key=row.key, user_id=user.id, created_at=row.created_at
-        )
+    credential = open_session(connection, user.id, context)
     _event(connection, user, "login_succeeded", context)
     db.session.commit()
     set_committed_value(credential, "user", user)
@@ -78,20 +63,6 @@ def set_password_hash(*, user: User, password_hash: str) -> None:
     lock_account(db.session.connection(), user.id, values={"password_hash": password_hash})
     db.session.commit()
     _committed(user, {"password_hash": password_hash})
-
-
-def rotate_credential(*, user: User, context: AuditContext) -> SigningCredential:
-    """Delete every signing credential of the user and create a new one: every token
-    signed before is refused from then on; the new key signs the next log-in."""
-    connection = db.session.connection()
-    lock_account(connection, user.id)
-    connection.execute(DELETE_CREDENTIALS, {"user_id": user.id})
-    credential = new_credential(user.id)
-    insert(connection, credential)
-    _event(connection, user, "tokens_revoked", context)
-    db.session.commit()
-    set_committed_value(credential, "user", user)
-    return credential
 
 
 def mark_email_verified(*, user: User, context: AuditContext) -> None:
@@ -155,9 +126,9 @@ def set_new_password(
             user.id,
             values={**values, "security_version": USERS.c.security_version + 1},
         )
-    connection.execute(DELETE_CREDENTIALS, {"user_id": user.id})
-    credential = new_credential(user.id)
-    insert(connection, credential, *([mail] if mail is not None else []))
+    credential = replace_sessions(connection, user.id, context)
+    if mail is not None:
+        insert(connection, mail)
     if newly_verified:
         _event(connection, user, "email_verified", context)
     _event(connection, user, event, context)

@@ -29,6 +29,7 @@ from app.models import (
     CUSTOMER_ROLE_ID,
     INVITATION_PENDING,
     STATE_ACTIVED,
+    SigningCredential,
     User,
     as_utc,
     utc_now,
@@ -49,6 +50,7 @@ from app.repository.core import (
     lock_company,
     read_connection,
 )
+from app.repository.sessions import open_session, replace_sessions
 
 
 def role_name_key(name: str) -> str:
@@ -494,9 +496,10 @@ class TeamChange:
         )
         self.connection.execute(sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == user_id))
 
-    def join(self, user_id: str, *, role_id: str, verify: bool) -> None:
+    def join(self, user_id: str, *, role_id: str, verify: bool) -> SigningCredential:
         """An account (locked by account_company) joins with a role; every session of it
-        ends; its address is verified when the invitation's link proved it."""
+        ends and a new one starts (returned); its address is verified when the
+        invitation's link proved it."""
         values: dict[str, Any] = {
             "company_id": self.company_id,
             "role_id": role_id,
@@ -506,7 +509,11 @@ class TeamChange:
         if verify:
             values["email_verified_at"] = sa.func.coalesce(USERS.c.email_verified_at, utc_now())
         self.connection.execute(sa.update(USERS).where(USERS.c.id == user_id).values(values))
-        self.connection.execute(sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == user_id))
+        return replace_sessions(self.connection, user_id, self.context)
+
+    def start_session(self, user_id: str) -> SigningCredential:
+        """A new session of an account this change created."""
+        return open_session(self.connection, user_id, self.context)
 
     def add(self, *rows: Model) -> None:
         """New rows (a role, an invitation, an account and its credential, a mail);

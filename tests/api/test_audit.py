@@ -51,7 +51,7 @@ def test_event_is_in_the_same_transaction_as_the_account(app, api, monkeypatch):
 
     token = api.signup("admin").get_json()["data"]["access_token"]
     iss = jwt.decode(token, options={"verify_signature": False})["iss"]
-    monkeypatch.setattr(repository.accounts, "new_credential_key", lambda: iss)
+    monkeypatch.setattr(repository.sessions, "new_credential_key", lambda: iss)
     assert api.signup("admin").status_code == 500
     assert [e[0] for e in events(app)] == ["account_created"]
     with app.app_context():

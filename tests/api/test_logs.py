@@ -98,7 +98,7 @@ def test_an_unhandled_database_error_names_the_apps_frame_not_the_write_gate(
 
     token = api.signup("admin").get_json()["data"]["access_token"]
     taken = jwt.decode(token, options={"verify_signature": False})["iss"]
-    monkeypatch.setattr(repository.accounts, "new_credential_key", lambda: taken)
+    monkeypatch.setattr(repository.sessions, "new_credential_key", lambda: taken)
     with caplog.at_level(logging.ERROR, logger="app.errors"):
         assert api.signup("admin").status_code == 500
     (line,) = [r.getMessage() for r in caplog.records if r.name == "app.errors"]

@@ -70,7 +70,7 @@ def test_an_email_change_losing_to_the_deletion_is_401_not_500(app, owner, monke
 
 def test_a_logout_losing_to_the_deletion_is_401_not_500(app, owner, monkeypatch):
     _, data = owner
-    slow_for(monkeypatch, repository, "rotate_credential", "/logout")
+    slow_for(monkeypatch, repository, "end_sessions", "/logout")
     logout = lambda: app.test_client().post(  # noqa: E731
         "/api/v1/auth/logout", headers=bearer(data["access_token"])
     )

@@ -396,7 +396,7 @@ class TestServerErrors:
         key = jwt.decode(
             first.get_json()["data"]["access_token"], options={"verify_signature": False}
         )["iss"]
-        monkeypatch.setattr(repository.accounts, "new_credential_key", lambda: key)
+        monkeypatch.setattr(repository.sessions, "new_credential_key", lambda: key)
         response = api.signup("admin")
         assert response.status_code == 500
         assert error_of(response)["code"] == "INTERNAL_ERROR"

@@ -94,7 +94,7 @@ def test_credential_keys_are_unique(ctx):
 
 def test_failure_after_the_user_insert_rolls_everything_back(ctx, monkeypatch):
     _, credential = create("admin")
-    monkeypatch.setattr(repository.accounts, "new_credential_key", lambda: credential.key)
+    monkeypatch.setattr(repository.sessions, "new_credential_key", lambda: credential.key)
     with pytest.raises(sa.exc.IntegrityError):
         create("admin")
     assert counts() == (1, 1, 1)

@@ -70,7 +70,16 @@ def test_secret_is_not_stored(app, account):
         rows = db.session.execute(sa.select(SigningCredential.__table__)).all()
     dumped = repr(rows)
     assert secret.hex() not in dumped and b64(secret) not in dumped
-    assert set(SigningCredential.__table__.columns.keys()) == {"id", "key", "user_id", "created_at"}
+    assert set(SigningCredential.__table__.columns.keys()) == {
+        "id",
+        "key",
+        "user_id",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "user_agent",
+        "ip",
+    }  # a session's columns: none holds a secret
 
 
 def test_tampered_payload(app, account):
