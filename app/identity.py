@@ -21,8 +21,8 @@ from flask import Flask, current_app
 
 from app import repository
 from app.errors import InvalidToken
-from app.permissions import sorted_leaves
 from app.models import utc_now
+from app.permissions import sorted_leaves
 from app.tokens import claims_match, signed_claims
 
 EXTENSION_KEY = "lumyri_identity_cache"
