@@ -598,6 +598,20 @@ class TestRemoval:
         (to_french,) = team.mails("member_removed", french.email)
         assert to_english["Subject"] != to_french["Subject"]
 
+    def test_the_mail_greets_by_name_in_the_removing_requests_language(self, team, boss, tickets):
+        """No language of its own: the Accept-Language of the request that removed it."""
+        plain = team.join(boss, tickets["id"], first_name="Olaf")
+        french = team.join(boss, tickets["id"], first_name="Odile")
+        team.remove(boss, plain.id)
+        team.client.delete(
+            f"{MEMBERS_PATH}/{french.id}", headers={**boss.auth, "Accept-Language": "fr-CA"}
+        )
+        (to_plain,) = team.mails("member_removed", plain.email)
+        (to_french,) = team.mails("member_removed", french.email)
+        assert "Olaf" in to_plain.get_body(preferencelist=("plain",)).get_content()
+        assert "Odile" in to_french.get_body(preferencelist=("plain",)).get_content()
+        assert to_plain["Subject"] != to_french["Subject"]
+
     def test_the_mail_escapes_the_company_in_html(self, team, boss, tickets):
         team.client.patch(COMPANY_PATH, json={"name": "<i>Acme</i>"}, headers=boss.auth)
         member = team.join(boss, tickets["id"], first_name="<b>Ann</b>")
