@@ -43,6 +43,7 @@ from app.models import (
     OutboxMail,
     User,
     new_uuid,
+    rfc3339,
     utc_now,
 )
 from app.repository import InvitationRecord
@@ -52,7 +53,6 @@ from app.teams import (
     not_beyond,
     path_id,
     require_under_lock,
-    rfc3339,
     team,
 )
 

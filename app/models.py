@@ -49,6 +49,12 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def rfc3339(moment: datetime) -> str:
+    """A time as the contract writes it in answers: RFC 3339 in UTC, whole seconds, `Z`
+    (`2026-12-02T10:00:00Z`)."""
+    return as_utc(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Role(Model):
     """A role with its permission tree (app.permissions): a system role (no company:
     `Admin` and `Customer`, fixed ids, seeded by a migration) or a company's custom role,

@@ -4,21 +4,15 @@ the repository writes (app.repository.sessions)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from app import repository
 from app.accounts import audit_context
 from app.errors import InvalidToken, NotFound
-from app.models import SigningCredential, User
+from app.models import SigningCredential, User, rfc3339
 from app.teams import path_id
 
 Scope = Literal["all", "current", "others"]
-
-
-def rfc3339(moment: datetime) -> str:
-    """A time as the contract writes it: RFC 3339 in UTC, whole seconds, `Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def log_out(user: User, session: SigningCredential, scope: Scope = "all") -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from app import cursors, mail, permissions, repository
@@ -29,19 +28,15 @@ from app.errors import (
     ValidationFailed,
 )
 from app.models import (
-    ADMIN_ROLE,
     ADMIN_ROLE_ID,
-    CUSTOMER_ROLE,
     User,
+    rfc3339,
     utc_now,
 )
 from app.repository import MemberRecord, TeamChange
 
 UUID_PATTERN = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
-RESERVED_ROLE_NAMES = frozenset(
-    repository.role_name_key(name) for name in (ADMIN_ROLE, CUSTOMER_ROLE)
 )
 ROLE_ID_UNKNOWN = "Not a role of this company: the Admin role's id or a custom role's."
 
@@ -137,15 +132,8 @@ def member_dump(member: MemberRecord) -> dict[str, Any]:
         "avatar": member.avatar,
         "email_verified": member.email_verified_at is not None,
         "role": {"id": member.role_id, "name": member.role_name, "category": member.role_category},
-        "joined_at": rfc3339(member.joined_at),
+        "joined_at": rfc3339(member.joined_at) if member.joined_at else "",
     }
-
-
-def rfc3339(moment: datetime | None) -> str:
-    """A time as the contract writes it: RFC 3339 in UTC, whole seconds, `Z`."""
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def list_members(

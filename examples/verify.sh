@@ -8,4 +8,4 @@ TOKEN="${1:-${TOKEN:?pass the access token as the first argument or in TOKEN}}"
 
 curl --silent --show-error --include "$BASE_URL/api/v1/auth/verify" \
   --header "Authorization: Bearer $TOKEN" |
-  grep --ignore-case --extended-regexp '^(HTTP/|x-user-id|x-company-id|x-user-role|x-email-verified|\{)'
+  grep --ignore-case --extended-regexp '^(HTTP/|x-user-|x-company-id|x-session-id|x-email-verified|\{)'

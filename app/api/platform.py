@@ -5,7 +5,7 @@ ForwardAuth) and RFC 7662 introspection, both answered from app.identity's cache
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
@@ -23,9 +23,6 @@ from app.errors import (
 )
 from app.schemas import IdentityEnvelopeSchema, IntrospectionSchema
 from app.tokens import bearer_token
-
-if TYPE_CHECKING:
-    pass
 
 bp = Blueprint("platform", __name__, url_prefix="/api/v1/auth")
 

@@ -3,7 +3,14 @@
 from flask import Blueprint, Response, g, request
 
 from app import accounts, ratelimit, sessions
-from app.api.body import LoadedBody, body, load_fields, read_json_object
+from app.api.body import (
+    LoadedBody,
+    body,
+    load_fields,
+    parse_json_object,
+    read_body,
+    require_json_content_type,
+)
 from app.api.docs import BODY_ERRORS, SERVER_ERRORS, documented
 from app.api.responses import auth_response, no_content, not_cached, success, user_response
 from app.errors import InvalidCredentials, NotFound, RateLimited
@@ -48,11 +55,17 @@ def me() -> Response:
 
 
 def _log_out_scope() -> sessions.Scope:
-    """The optional body's scope: no body at all is `all` (as before scopes existed); a
-    body is read like every other (415, INVALID_JSON, 400 for an unknown scope)."""
-    if not request.content_length and not request.environ.get("wsgi.input_terminated"):
+    """The optional body's scope: no body (none declared, or an empty one) is `all`, as
+    before scopes existed; a body is read like every other (415, INVALID_JSON, 400 for an
+    unknown scope)."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not request.content_length and not chunked:
         return "all"
-    scope: sessions.Scope = load_fields(LOGOUT_BODY, read_json_object()).fields["scope"]
+    raw = read_body()
+    if not raw:
+        return "all"
+    require_json_content_type()
+    scope: sessions.Scope = load_fields(LOGOUT_BODY, parse_json_object(raw)).fields["scope"]
     return scope
 
 

@@ -529,6 +529,14 @@ class TeamChange:
         """Change a custom role of this company (its name key follows its name)."""
         if "name" in values:
             values = {**values, "name_key": role_name_key(values["name"])}
+            # The name its invitations keep, for when the role is deleted after they close.
+            self.connection.execute(
+                sa.update(INVITATIONS)
+                .where(
+                    INVITATIONS.c.role_id == role_id, INVITATIONS.c.company_id == self.company_id
+                )
+                .values(role_name=values["name"])
+            )
         self.connection.execute(
             sa.update(ROLES)
             .where(ROLES.c.id == role_id, ROLES.c.company_id == self.company_id)

@@ -146,9 +146,6 @@ class StatusSchema(Schema):
     status = response_field(fields.String, metadata={"enum": ["ok", "ready"]})
 
 
-ROLE_NAMES = ["Admin", "Customer"]
-
-
 class IdentitySchema(Schema):
     """The `data` of /verify: who the token stands for (also sent as X-* headers)."""
 

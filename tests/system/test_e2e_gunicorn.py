@@ -83,6 +83,24 @@ def test_curl_walk_through_login_me_logout(server):
     assert json.loads(run_example(server, "me.sh", again))["data"]["user"]["email"] == email
 
 
+def test_curl_walk_through_of_sessions(server):
+    """examples/list-sessions.sh, end-session.sh and logout.sh's scopes."""
+    email = fresh_email("sessions")
+    first = json.loads(run_example(server, "customer-signup.sh", EMAIL=email))["data"]
+    second = json.loads(run_example(server, "login.sh", EMAIL=email))["data"]["access_token"]
+    third = json.loads(run_example(server, "login.sh", EMAIL=email))["data"]["access_token"]
+    listed = json.loads(run_example(server, "list-sessions.sh", third))["data"]["sessions"]
+    assert [s["current"] for s in listed] == [True, False, False]
+    assert run_example(server, "end-session.sh", third, SESSION_ID=listed[1]["id"]).strip() == "204"
+    assert json.loads(run_example(server, "me.sh", second))["error"]["code"] == "INVALID_TOKEN"
+    assert run_example(server, "logout.sh", third, SCOPE="others").strip() == "204"
+    refused = json.loads(run_example(server, "me.sh", first["access_token"]))
+    assert refused["error"]["code"] == "INVALID_TOKEN"
+    assert json.loads(run_example(server, "me.sh", third))["error"] is None
+    assert run_example(server, "logout.sh", third, SCOPE="current").strip() == "204"
+    assert json.loads(run_example(server, "me.sh", third))["error"]["code"] == "INVALID_TOKEN"
+
+
 def test_curl_scripts_for_the_platform(server):
     """examples/verify.sh and examples/introspect.sh against the real server."""
     data = json.loads(run_example(server, "customer-signup.sh", EMAIL=fresh_email("plat")))
@@ -90,13 +108,17 @@ def test_curl_scripts_for_the_platform(server):
     lines = run_example(server, "verify.sh", token).splitlines()
     assert lines[0].startswith("HTTP/1.1 200")
     headers = dict(line.split(": ", 1) for line in lines[1:-1])
+    body = json.loads(lines[-1])["data"]
     assert {name.lower(): value for name, value in headers.items()} == {
         "x-user-id": user["id"],
         "x-company-id": "",
         "x-user-role": "Customer",
+        "x-user-role-id": body["role_id"],
+        "x-user-permissions": "",
+        "x-session-id": body["session_id"],
         "x-email-verified": "false",
     }
-    assert json.loads(lines[-1])["data"]["user_id"] == user["id"]
+    assert body["user_id"] == user["id"] and body["permissions"] == []
     answer = json.loads(
         run_example(
             server, "introspect.sh", token, CLIENT_ID=CLIENT_ID, CLIENT_SECRET=CLIENT_SECRET
