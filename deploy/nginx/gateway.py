@@ -1,8 +1,9 @@
 """`make gateway`: render the nginx configuration and run nginx in the foreground with it.
 
-Settings (environment): GATEWAY_HOST (127.0.0.1), GATEWAY_PORT (8080), HOST and PORT of
-the service (127.0.0.1, 8000), PLATFORM_UPSTREAM (http://127.0.0.1:9000),
-GATEWAY_UPSTREAM_TIMEOUT (30s).
+Settings (environment): GATEWAY_HOST (127.0.0.1), GATEWAY_PORT (8080), the service's
+instances GATEWAY_UPSTREAMS (comma-separated host:port; when unset, HOST:PORT alone,
+127.0.0.1:8000), PLATFORM_UPSTREAM (http://127.0.0.1:9000), GATEWAY_UPSTREAM_TIMEOUT
+(30s), and the passive checks GATEWAY_MAX_FAILS (2) and GATEWAY_FAIL_TIMEOUT (5s).
 
 Two things are rendered here rather than written in the template, because nginx's
 inheritance makes them easy to get wrong there: a location that sets any
@@ -35,7 +36,13 @@ DEFAULTS = {
     "PORT": "8000",
     "PLATFORM_UPSTREAM": "http://127.0.0.1:9000",
     "GATEWAY_UPSTREAM_TIMEOUT": "30s",
+    "GATEWAY_MAX_FAILS": "2",
+    "GATEWAY_FAIL_TIMEOUT": "5s",
 }
+# One instance of GATEWAY_UPSTREAMS: a host name, an IPv4 address or a bracketed IPv6
+# one, and a port.
+UPSTREAM = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})")
+DURATION = re.compile(r"[0-9]{1,6}(ms|s|m)?")
 
 # Sent with every request the gateway passes on: to the service, to its verify check and
 # to /platform/. The client's address and scheme are set, not appended to, and whatever a
@@ -151,10 +158,39 @@ def check_template(template):
             raise ValueError(f"the template must not set this itself (gateway.py does): {line}")
 
 
+def upstreams(environ):
+    """The service's instances: GATEWAY_UPSTREAMS, or HOST:PORT alone when it is unset."""
+    raw = (environ.get("GATEWAY_UPSTREAMS") or "").strip()
+    if not raw:
+        host = environ.get("HOST") or DEFAULTS["HOST"]
+        raw = f"{host}:{environ.get('PORT') or DEFAULTS['PORT']}"
+    addresses = [item.strip() for item in raw.split(",") if item.strip()]
+    for address in addresses:
+        match = UPSTREAM.fullmatch(address)
+        if match is None or not 0 < int(match.group("port")) < 65536:
+            raise ValueError(f"GATEWAY_UPSTREAMS: not a host:port: {address!r}")
+    if len(set(addresses)) != len(addresses):
+        raise ValueError(f"GATEWAY_UPSTREAMS names an instance twice: {raw!r}")
+    return addresses
+
+
+def upstream_servers(environ, values):
+    """The `server` lines of the upstream block, with the passive checks."""
+    if not values["GATEWAY_MAX_FAILS"].isdigit():
+        raise ValueError(f"GATEWAY_MAX_FAILS: not a number: {values['GATEWAY_MAX_FAILS']!r}")
+    if not DURATION.fullmatch(values["GATEWAY_FAIL_TIMEOUT"]):
+        raise ValueError(f"GATEWAY_FAIL_TIMEOUT: not a time: {values['GATEWAY_FAIL_TIMEOUT']!r}")
+    checks = (
+        f"max_fails={values['GATEWAY_MAX_FAILS']} fail_timeout={values['GATEWAY_FAIL_TIMEOUT']}"
+    )
+    lines = [f"server {address} {checks};" for address in upstreams(environ)]
+    return f"\n{SERVER_INDENT}".join(lines)
+
+
 def settings(environ, runtime_dir):
     """Every placeholder's value."""
     values = {name: environ.get(name) or default for name, default in DEFAULTS.items()}
-    values["SERVICE_ADDRESS"] = f"{values['HOST']}:{values['PORT']}"
+    values["UPSTREAM_SERVERS"] = upstream_servers(environ, values)
     values["PLATFORM_UPSTREAM"] = values["PLATFORM_UPSTREAM"].rstrip("/")
     values["RUNTIME_DIR"] = runtime_dir
     answers = gateway_errors()
@@ -192,7 +228,10 @@ def command(config_path, runtime_dir):
 def main():
     """Render and exec nginx (it replaces this process)."""
     runtime_dir = tempfile.mkdtemp(prefix="lumyri-gateway-")
-    config_path = render(os.environ, runtime_dir)
+    try:
+        config_path = render(os.environ, runtime_dir)
+    except ValueError as error:
+        raise SystemExit(f"gateway: refusing to start: {error}") from None
     argv = command(config_path, runtime_dir)
     print(
         f"gateway: nginx on {os.environ.get('GATEWAY_PORT') or DEFAULTS['GATEWAY_PORT']}, "

@@ -148,8 +148,9 @@ def platform_stand_in():
 
 
 @contextlib.contextmanager
-def run_gateway(tmp_path, service_port, platform_port):
-    """nginx with the shipped configuration, in the foreground, until the block ends."""
+def run_gateway(tmp_path, service_port, platform_port, **settings):
+    """nginx with the shipped configuration, in the foreground, until the block ends
+    (`settings`: more of its environment, e.g. GATEWAY_UPSTREAMS)."""
     module = gateway_module()
     if module.nginx_binary() is None:
         reason = "nginx is not installed (.ci/run installs it: apt-get install nginx)"
@@ -165,6 +166,7 @@ def run_gateway(tmp_path, service_port, platform_port):
         "PORT": str(service_port),
         "PLATFORM_UPSTREAM": f"http://127.0.0.1:{platform_port}",
         "GATEWAY_UPSTREAM_TIMEOUT": "1s",
+        **settings,
     }
     config = module.render(environ, str(runtime))
     log = open(runtime / "nginx.log", "w")
