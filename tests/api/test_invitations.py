@@ -879,6 +879,17 @@ class TestAcceptWithAccount:
             "INVALID_TOKEN",
         )
 
+    def test_the_fresh_token_is_the_only_session_left(self, team, boss, tickets):
+        person = team.customer()
+        team.api.login(person.email)  # a second session
+        team.invitation(boss, person.email, tickets["id"])
+        response = team.accept(team.link(person.email), person, {"User-Agent": "joiner/1.0"})
+        token = response.get_json()["data"]["access_token"]
+        sessions = team.client.get("/api/v1/auth/sessions", headers=bearer(token))
+        assert sessions.status_code == 200
+        (only,) = sessions.get_json()["data"]["sessions"]
+        assert (only["current"], only["user_agent"]) == (True, "joiner/1.0")
+
     def test_the_companys_billing_state_stays_its_first_admins(self, team, boss, admin_id):
         person = team.customer()
         team.bring_in(boss, person, admin_id)
@@ -990,6 +1001,15 @@ class TestAcceptAsNewAccount:
         assert team.api.login("other@example.org").status_code == 401
         assert status_of(team, boss, invitation["id"]) == "accepted"
         assert audited(mail_app, "invitation_accepted", user["id"], invitation["id"])
+
+    def test_the_new_account_has_one_session(self, team, boss, tickets):
+        email = fresh_email("invited")
+        team.invitation(boss, email, tickets["id"])
+        response = team.accept_new(team.link(email), headers={"User-Agent": "newcomer/2.0"})
+        token = response.get_json()["data"]["access_token"]
+        sessions = team.client.get("/api/v1/auth/sessions", headers=bearer(token))
+        (only,) = sessions.get_json()["data"]["sessions"]
+        assert (only["current"], only["user_agent"]) == (True, "newcomer/2.0")
 
     def test_the_sign_up_rules(self, team, boss, tickets):
         email = fresh_email("invited")
