@@ -152,6 +152,17 @@ def parse_smtp_url(name: str) -> str | None:
     return value
 
 
+def parse_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of a few words (lower-cased), with a readable error."""
+    value = (_raw(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+DATABASE_POOLERS = ("none", "transaction")
+
+
 def default_hash_slots() -> int:
     """Hashes in flight per process: cores / worker processes (at least 1)."""
     cores = os.cpu_count() or 1
@@ -198,6 +209,11 @@ class Config:
     DB_CONNECT_TIMEOUT_SECONDS = env_int("DB_CONNECT_TIMEOUT_SECONDS", 3, minimum=1)
     DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 3000, minimum=1)
     DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 2000, minimum=1)
+    # What stands between the service and Postgres: `none`, or `transaction` for a pooler
+    # in transaction pooling (PgBouncer's pool_mode = transaction), whose server
+    # connections change hands between transactions: then no server-side prepared
+    # statements and no session-level state (app/database.py).
+    DATABASE_POOLER = Setting(lambda: parse_choice("DATABASE_POOLER", "none", DATABASE_POOLERS))
     # All the waits of one request on Postgres together (connecting, a connection's
     # check, statements, the commit), bounded by the client: a silent network is never
     # seen by the server's timeouts (app/database.py). The mail sender's rounds too.

@@ -76,6 +76,11 @@ def configure_database(app: Flask) -> None:
         connect_args.setdefault("keepalives_interval", 2)
         connect_args.setdefault("keepalives_count", 2)
         connect_args.setdefault("tcp_user_timeout", app.config["DB_STATEMENT_TIMEOUT_MS"])
+        if app.config["DATABASE_POOLER"] == "transaction":
+            # psycopg prepares a statement on the server after its 5th use: a prepared
+            # statement lives in one server session, which a transaction pooler hands to
+            # another client after each transaction (PgBouncer 1.18 does not track them).
+            connect_args.setdefault("prepare_threshold", None)
         # Every thread takes a connection at once in practice (more in the pool than
         # threads); should none be free, the request gives up within its own time.
         options.setdefault("pool_timeout", app.config["DB_REQUEST_TIMEOUT_MS"] / 1000)
@@ -135,6 +140,42 @@ def postgres_connection_hook(statement_timeout_ms: int, lock_timeout_ms: int) ->
     return on_connect
 
 
+# A "begin" event listener: the Connection whose transaction begins.
+BeginHook = Callable[[sa.Connection], None]
+
+
+def postgres_transaction_hook(statement_timeout_ms: int, lock_timeout_ms: int) -> BeginHook:
+    """The same limits as postgres_connection_hook, for a transaction pooler in front
+    (DATABASE_POOLER=transaction), where a session `SET` would stay on a server connection
+    that the pooler then hands to another client, and would be missing on the next one
+    this client gets. Each transaction sets them for itself (`set_config(..., true)`,
+    i.e. `SET LOCAL`: they end with it), in the statement that begins it: one round trip
+    more per transaction, on this path only.
+
+    Why not the role's defaults (`ALTER ROLE ... SET statement_timeout`)? They would hold
+    for autocommit reads too and cost nothing, but they live in the database, outside the
+    service's settings (DB_STATEMENT_TIMEOUT_MS could no longer change them), and bind
+    every other client of that role. A read in autocommit (app.repository.core) is one
+    statement that takes no lock a transaction of the service holds; it has no server-side
+    timeout here, and is bounded by the request's budget (app.postgres_budget), which
+    closes the connection when the time is spent."""
+    statement = (
+        "SELECT set_config('statement_timeout', %s, true), "
+        "set_config('lock_timeout', %s, true), "
+        "set_config('idle_in_transaction_session_timeout', '60000', true)"
+    )
+    params = (str(int(statement_timeout_ms)), str(int(lock_timeout_ms)))
+
+    def on_begin(connection: sa.Connection) -> None:
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is None or getattr(dbapi_connection, "autocommit", False):
+            return  # no transaction to set anything in: a read in autocommit
+        with cast(psycopg.Cursor[Any], dbapi_connection.cursor()) as cursor:
+            cursor.execute(statement, params)
+
+    return on_begin
+
+
 def rollback_after_request(error: BaseException | None = None) -> None:
     """Teardown: whatever the request left open in its transaction (an error midway) is
     rolled back before the session goes back to the pool. Nothing is open after a
@@ -156,9 +197,13 @@ def install_connection_hooks(app: Flask) -> None:
             app.config["SQLITE_BUSY_TIMEOUT_MS"], app.config["SQLITE_SYNCHRONOUS"]
         )
     elif uri.startswith("postgresql"):
-        hook = postgres_connection_hook(
-            app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_LOCK_TIMEOUT_MS"]
-        )
+        limits = app.config["DB_STATEMENT_TIMEOUT_MS"], app.config["DB_LOCK_TIMEOUT_MS"]
+        if app.config["DATABASE_POOLER"] == "transaction":
+            hook = None  # no session state: each transaction sets its own limits
+            with app.app_context():
+                sa.event.listen(db.engine, "begin", postgres_transaction_hook(*limits))
+        else:
+            hook = postgres_connection_hook(*limits)
         postgres_budget.install(app)
     else:
         hook = None

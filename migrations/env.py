@@ -70,6 +70,36 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+# The key of the advisory lock that migrations take on Postgres (any constant of ours).
+MIGRATION_LOCK_KEY = 0x4C554D59  # "LUMY"
+MIGRATION_LOCK_WAIT_MS = 120000
+
+
+def one_migrator_at_a_time(connection):
+    """Several instances (or deploy steps) migrating at once on Postgres run one after the
+    other: a transaction-level advisory lock, taken first in the migrations' one
+    transaction and released with it (a session-level lock would stay with the server
+    connection that a transaction pooler hands on, and be released with no one's
+    commit). The next migrator then reads the version the first committed and has
+    nothing left to do. Its wait may outlast the request limits (set for the
+    transaction again afterwards)."""
+    config = current_app.config
+    limits = (
+        "SELECT set_config('statement_timeout', %(statement)s, true), "
+        "set_config('lock_timeout', %(lock)s, true)"
+    )
+    wait = str(MIGRATION_LOCK_WAIT_MS)
+    connection.exec_driver_sql(limits, {"statement": wait, "lock": wait})
+    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK_KEY})
+    connection.exec_driver_sql(
+        limits,
+        {
+            "statement": str(config["DB_STATEMENT_TIMEOUT_MS"]),
+            "lock": str(config["DB_LOCK_TIMEOUT_MS"]),
+        },
+    )
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -111,6 +141,8 @@ def run_migrations_online():
 
         try:
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    one_migrator_at_a_time(connection)
                 context.run_migrations()
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()

@@ -194,6 +194,7 @@ def test_argon2_defaults_are_argon2_cffi_defaults():
         ("ARGON2_TIME_COST", "abc", "ARGON2_TIME_COST must be an integer"),
         ("WEB_CONCURRENCY", "many", "WEB_CONCURRENCY must be an integer"),
         ("RATELIMIT_ENABLED", "perhaps", "RATELIMIT_ENABLED must be true or false"),
+        ("DATABASE_POOLER", "session", "DATABASE_POOLER must be one of none, transaction"),
     ],
 )
 def test_a_bad_setting_refuses_to_start_with_one_line(monkeypatch, name, value, message):
