@@ -348,6 +348,7 @@ def accept_as_new_account(token: str, fields: dict[str, Any]) -> repository.Acco
     joins with the invitation's role; 409 EMAIL_TAKEN when the address has an account."""
     invitation = links.invitation_for(token)
     if repository.email_exists(invitation.email):
+        links.invitation_for(token)  # a link that died meanwhile is INVALID_LINK first
         raise EmailTaken()
     password_hash = passwords.hash_password(fields["password"])
     now = utc_now()
@@ -369,6 +370,8 @@ def accept_as_new_account(token: str, fields: dict[str, Any]) -> repository.Acco
             company_id=invitation.company_id, actor_id=None, context=audit_context()
         ) as change:
             _still_good(change, invitation)
+            if change.account_with_email(invitation.email_key):
+                raise EmailTaken()
             change.add(user)
             credential = change.start_session(user.id)
             change.update_invitation(

@@ -408,6 +408,11 @@ class TeamChange:
             for statement in (member, invited)
         )
 
+    def account_with_email(self, email_key: str) -> bool:
+        """Whether any account has this address (its comparison form)."""
+        statement = sa.select(USERS.c.id).where(USERS.c.email_key == email_key)
+        return self.connection.execute(statement).first() is not None
+
     def member_with_email(self, email_key: str) -> bool:
         """Whether a member of this company has this address (its comparison form)."""
         statement = sa.select(USERS.c.id).where(

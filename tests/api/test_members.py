@@ -41,6 +41,9 @@ MEMBER_KEYS = {
 MEMBER_ROLE_KEYS = {"id", "name", "category"}
 EMPTY_COMPANY = {"id": "", "name": "", "phone": "", "address": "", "describe": "", "email": ""}
 
+# An id no row has (fixed: pytest-xdist needs the same parameters in every worker).
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
 
 @pytest.fixture
 def client(mail_app):
@@ -444,7 +447,7 @@ class TestChangeRole:
         assert error_code(response) == (404, "NOT_FOUND")
         assert error_code(team.set_role(boss, team.customer().id, admin_id)) == (404, "NOT_FOUND")
 
-    @pytest.mark.parametrize("user_id", [str(uuid.uuid4()), "not-a-uuid", "1"])
+    @pytest.mark.parametrize("user_id", [UNKNOWN_ID, "not-a-uuid", "1"])
     def test_no_such_member_is_404(self, team, boss, admin_id, user_id):
         assert error_code(team.set_role(boss, user_id, admin_id)) == (404, "NOT_FOUND")
 
@@ -706,7 +709,7 @@ class TestRemoval:
         assert ids(listed(team, other)) == [other.id]
         assert error_code(team.remove(boss, team.customer().id)) == (404, "NOT_FOUND")
 
-    @pytest.mark.parametrize("user_id", [str(uuid.uuid4()), "not-a-uuid", "0"])
+    @pytest.mark.parametrize("user_id", [UNKNOWN_ID, "not-a-uuid", "0"])
     def test_no_such_member_is_404(self, team, boss, user_id):
         assert error_code(team.remove(boss, user_id)) == (404, "NOT_FOUND")
 

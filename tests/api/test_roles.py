@@ -28,6 +28,9 @@ from tests.helpers import (
 ROLE_KEYS = {"id", "name", "description", "category", "permission", "members"}
 USER_ROLE_KEYS = {"name", "description", "category", "permission"}
 
+# An id no row has (fixed: pytest-xdist needs the same parameters in every worker).
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
 
 @pytest.fixture
 def client(mail_app):
@@ -373,7 +376,7 @@ class TestChange:
         response = patch_role(team, boss, theirs["id"], {"description": "mine now"})
         assert error_code(response) == (404, "NOT_FOUND")
 
-    @pytest.mark.parametrize("role_id", [str(uuid.uuid4()), "not-a-uuid", "1", "admin"])
+    @pytest.mark.parametrize("role_id", [UNKNOWN_ID, "not-a-uuid", "1", "admin"])
     def test_an_unknown_id_is_404(self, team, boss, role_id):
         assert error_code(patch_role(team, boss, role_id, {"description": "x"})) == (
             404,
@@ -421,7 +424,7 @@ class TestDelete:
         assert error_code(delete_role(team, boss, theirs["id"])) == (404, "NOT_FOUND")
         assert [r["name"] for r in roles_of(team, other)] == ["Admin", "Theirs"]
 
-    @pytest.mark.parametrize("role_id", [str(uuid.uuid4()), "not-a-uuid", "0"])
+    @pytest.mark.parametrize("role_id", [UNKNOWN_ID, "not-a-uuid", "0"])
     def test_an_unknown_id_is_404(self, team, boss, role_id):
         assert error_code(delete_role(team, boss, role_id)) == (404, "NOT_FOUND")
 
