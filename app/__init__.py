@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import api, identity, mail, observability, passwords, ratelimit
 from app.api.verify_fast_path import VerifyFastPath
 from app.database import configure_database, install_connection_hooks
-from app.errors import register_error_handlers
+from app.error_handlers import register_error_handlers
 from app.extensions import db, migrate
 from app.http_headers import add_security_headers
 from app.postgres_budget import with_request_budget

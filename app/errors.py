@@ -4,24 +4,16 @@
 no Werkzeug or gunicorn HTML page, stack trace, SQL or secret ever reaches a client.
 
 An error code is one class below: its status, code, message, the headers it always
-carries, and the prose the OpenAPI document shows for it. The handlers, the OpenAPI
-document (app.api.docs), the pages gunicorn writes itself (gunicorn.conf.py) and a test
-of the README's table all read these classes. This module imports nothing else of the app.
+carries, and the prose the OpenAPI document shows for it. The handlers
+(app.error_handlers), the OpenAPI document (app.api.docs), the pages gunicorn writes
+itself (gunicorn.conf.py) and a test of the README's table all read these classes. This
+module imports nothing else of the app.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import traceback
 from typing import Any, ClassVar
-
-from flask import Flask, Response, current_app
-from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
 
 # The envelope as jsonify writes it outside debug mode (compact, ASCII, keys in order),
 # with one encoder made once: every answer is encoded here (bench/README.md).
@@ -394,94 +386,3 @@ class HTTPVersionNotSupported(APIError):
     code = "HTTP_VERSION_NOT_SUPPORTED"
     message = "The HTTP version of the request is not supported."
     description = "HTTP_VERSION_NOT_SUPPORTED: an unsupported HTTP version"
-
-
-# Errors raised by Werkzeug (routing, body size) or written by gunicorn, by status.
-BY_STATUS: dict[int, type[APIError]] = {
-    cls.status: cls
-    for cls in (
-        BadRequest,
-        Forbidden,
-        NotFound,
-        MethodNotAllowed,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        URITooLong,
-        ExpectationFailed,
-        RequestHeaderFieldsTooLarge,
-        InternalError,
-        NotImplementedByServer,
-        ServiceUnavailable,
-    )
-}
-
-
-def error_response(error: APIError) -> Response:
-    """The envelope response of an error."""
-    response: Response = current_app.response_class(
-        error.body(), status=error.status, headers=error.headers, mimetype=JSON_MIMETYPE
-    )
-    return response
-
-
-def handle_http_exception(error: HTTPException) -> Response:
-    """A Werkzeug HTTP error (404, 405, 413, ...) in the envelope, keeping its headers."""
-    status = error.code or 500
-    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-    known = BY_STATUS.get(status)
-    if known is not None:
-        return error_response(known(headers=headers))
-    name = error.name or "Error"
-    unknown = APIError(f"{name}.", headers=headers)
-    unknown.status = status  # type: ignore[misc]  # an HTTP error with no code of ours
-    unknown.code = name.upper().replace(" ", "_")  # type: ignore[misc]
-    return error_response(unknown)
-
-
-def is_connection_error(error: BaseException) -> bool:
-    """True when a database error means the database cannot be reached (or is overloaded)."""
-    return isinstance(error, OperationalError) or (
-        isinstance(error, DBAPIError) and bool(error.connection_invalidated)
-    )
-
-
-# The app's own code, and the speed and reliability devices inside it whose frames say
-# nothing of what failed (every SQLite error passes the write gate's cursor last).
-APP_FOLDER = os.path.dirname(os.path.abspath(__file__))
-DEVICE_MODULES = frozenset(
-    os.path.join(APP_FOLDER, name) for name in ("sqlite_gate.py", "postgres_budget.py")
-)
-
-
-def _failing_frame(frames: traceback.StackSummary) -> traceback.FrameSummary | None:
-    """The innermost frame of the app's own code that is not a device; else the last."""
-    for frame in reversed(frames):
-        path = os.path.abspath(frame.filename)
-        if path.startswith(APP_FOLDER + os.sep) and path not in DEVICE_MODULES:
-            return frame
-    return frames[-1] if frames else None
-
-
-def describe_without_secrets(error: BaseException) -> str:
-    """Name the exception and the app's frame that failed, leaving out its message (it
-    may hold SQL)."""
-    frame = _failing_frame(traceback.extract_tb(error.__traceback__))
-    where = f" at {frame.filename}:{frame.lineno}" if frame else ""
-    return f"{type(error).__module__}.{type(error).__qualname__}{where}"
-
-
-def handle_unexpected_error(error: Exception) -> Response:
-    """Anything else is a 500 (or a 503 when the database is unreachable). The session is
-    rolled back by the database module's teardown."""
-    if is_connection_error(error):
-        log.warning("database unavailable: %s", describe_without_secrets(error))
-        return error_response(ServiceUnavailable())
-    log.error("unhandled error: %s", describe_without_secrets(error))
-    return error_response(InternalError())
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Route every error through the envelope."""
-    app.register_error_handler(APIError, error_response)
-    app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(Exception, handle_unexpected_error)

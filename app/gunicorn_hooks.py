@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from gunicorn import glogging, util
 from prometheus_client import multiprocess
 
-from app.errors import BY_STATUS, JSON_MIMETYPE, BadRequest
+from app.error_handlers import BY_STATUS
+from app.errors import JSON_MIMETYPE, BadRequest
 from app.extensions import db
 from app.http_headers import SECURITY_HEADERS
 from app.mail import EXTENSION_KEY as MAIL_SENDER

@@ -7,7 +7,8 @@ from flask import Blueprint, Response
 from app import repository
 from app.api.docs import documented
 from app.api.responses import success
-from app.errors import ServiceUnavailable, describe_without_secrets
+from app.error_handlers import describe_without_secrets
+from app.errors import ServiceUnavailable
 from app.schemas import StatusEnvelopeSchema
 
 bp = Blueprint("health", __name__)

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from app import repository
 from app.api.docs import documented
-from app.errors import describe_without_secrets
+from app.error_handlers import describe_without_secrets
 
 log = logging.getLogger(__name__)
 

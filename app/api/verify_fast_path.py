@@ -17,7 +17,7 @@ from flask import Flask, url_for
 
 from app import identity, observability, postgres_budget
 from app.api.platform import DATABASE_FAILURE, VERIFY_VALID, verify_answer
-from app.errors import is_connection_error
+from app.error_handlers import is_connection_error
 from app.http_headers import SECURITY_HEADERS
 from app.tokens import BEARER_PATTERN
 

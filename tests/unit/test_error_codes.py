@@ -3,7 +3,8 @@
 import os
 import re
 
-from app.errors import BY_STATUS, ERRORS
+from app.error_handlers import BY_STATUS
+from app.errors import ERRORS
 from tests.helpers import ROOT
 
 TABLE_HEADER = "| status | code | when |"
