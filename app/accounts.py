@@ -6,11 +6,12 @@ the passwords module, every read and write by the repository.
 """
 
 import random
+from datetime import timedelta
 from typing import Any, Literal, NoReturn
 
 from flask import has_request_context, request
 
-from app import links, mail, passwords, ratelimit, repository
+from app import links, mail, passwords, ratelimit, repository, totp
 from app.email_address import email_key
 from app.errors import (
     EmailAlreadyVerified,
@@ -19,6 +20,7 @@ from app.errors import (
     InvalidLink,
     InvalidToken,
     LastAdmin,
+    MfaRequired,
     ValidationFailed,
     WrongPassword,
 )
@@ -28,6 +30,8 @@ from app.observability import client_ip, current_request_id
 # One log-in in a hundred also deletes every account's ended sessions (each account's own
 # go whenever it starts one), so the rows of accounts never seen again do not pile up.
 SWEEP_PROBABILITY = 0.01
+# An mfa_token's challenge lives as long as the token (5 minutes).
+MFA_CHALLENGE_LIFETIME = timedelta(seconds=totp.MFA_TOKEN_SECONDS)
 
 
 def audit_context() -> repository.AuditContext:
@@ -79,7 +83,8 @@ def sign_up(kind: Literal["admin", "customer"], fields: dict[str, Any]) -> repos
 
 def authenticate(email: str, password: str) -> repository.Account:
     """The account of a right e-mail and password; InvalidCredentials otherwise, in about
-    the same time whether or not the e-mail has an account."""
+    the same time whether or not the e-mail has an account. With two-factor on, a right
+    password is 403 MFA_REQUIRED with an mfa_token (for /login/mfa) and no session."""
     user = repository.account_by_email(email)
     if user is None:
         passwords.verify_against_dummy(password)
@@ -93,12 +98,22 @@ def authenticate(email: str, password: str) -> repository.Account:
     try:
         if passwords.needs_rehash(user.password_hash):
             repository.set_password_hash(user=user, password_hash=passwords.hash_password(password))
-        credential = repository.start_session(user=user, context=audit_context())
+        started = repository.start_login(
+            user=user, context=audit_context(), challenge_lifetime=MFA_CHALLENGE_LIFETIME
+        )
     except repository.AccountGone:  # deleted while the password was being checked
         raise InvalidCredentials() from None
+    if isinstance(started, repository.Challenge):
+        raise mfa_required(started, user.password_hash)
     if random.random() < SWEEP_PROBABILITY:  # now and then, every account's ended sessions
         repository.purge_ended_sessions()
-    return repository.Account(user, credential)
+    return repository.Account(user, started)
+
+
+def mfa_required(challenge: repository.Challenge, password_hash: str) -> MfaRequired:
+    """403 MFA_REQUIRED with the mfa_token of a challenge, bound to the password hash
+    that was proved (a new password kills it)."""
+    return MfaRequired(totp.mfa_token(challenge.id, challenge.user_id, password_hash))
 
 
 def verification_mail(address: str, first_name: str, language: str = "") -> OutboxMail:
@@ -171,22 +186,25 @@ def _password_changed_mail(user: User, verified: bool) -> OutboxMail | None:
 def reset_password(token: str, password: str) -> repository.Account:
     """A new password from a reset link (good once: the link is bound to the account's
     security version, which the reset moves on; of several uses at the same moment one
-    succeeds); every earlier token is revoked, the address counts as proved."""
+    succeeds); every earlier token is revoked, the address counts as proved. An account
+    with two-factor on gets no session: 403 MFA_REQUIRED (the link proves the mailbox,
+    not the second factor)."""
     user = links.account_for(links.RESET_PASSWORD, token).user
     password_hash = passwords.hash_password(password)
     try:
-        account = repository.set_new_password(
+        result = repository.reset_password(
             user=user,
             password_hash=password_hash,
-            event="password_reset",
             context=audit_context(),
             mail=_password_changed_mail(user, verified=True),
-            proved_by_link=True,
+            challenge_lifetime=MFA_CHALLENGE_LIFETIME,
         )
     except (repository.AccountGone, repository.ChangedMeanwhile):  # while the hash was made
         raise InvalidLink() from None
     mail.wake_sender()
-    return account
+    if isinstance(result, repository.Challenge):
+        raise mfa_required(result, password_hash)
+    return result
 
 
 def change_password(user: User, current: str, new: str) -> repository.Account:

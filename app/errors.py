@@ -124,6 +124,15 @@ class InvalidToken(APIError):
     documented_headers = {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}}
 
 
+class InvalidCode(APIError):
+    """A wrong, reused or expired two-factor code, or a dead mfa_token."""
+
+    status = 401
+    code = "INVALID_CODE"
+    message = "The code is wrong, already used or expired."
+    description = "INVALID_CODE: a wrong, reused or expired two-factor code, or a dead mfa_token"
+
+
 class InvalidClient(APIError):
     """Introspection without valid client credentials (HTTP Basic)."""
 
@@ -153,6 +162,26 @@ class Forbidden(APIError):
     code = "FORBIDDEN"
     message = "This account may not do this."
     description = "FORBIDDEN: the account's role may not do this"
+
+
+class MfaRequired(APIError):
+    """A right password (or reset link) of an account with two-factor on: no-store."""
+
+    status = 403
+    code = "MFA_REQUIRED"
+    message = "Two-factor is on: send a code with the mfa_token to /api/v1/auth/login/mfa."
+    description = "MFA_REQUIRED: the password was right; error.mfa_token continues at /login/mfa"
+    default_headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    documented_headers = {"Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}}}
+
+    def __init__(self, mfa_token: str) -> None:
+        super().__init__()
+        self.mfa_token = mfa_token
+
+    def body(self) -> str:
+        """The envelope, with the token that continues the log-in as `error.mfa_token`."""
+        error = {"code": self.code, "message": self.message, "mfa_token": self.mfa_token}
+        return envelope(error=error)
 
 
 class NotFound(APIError):
@@ -265,6 +294,24 @@ class RoleInUse(APIError):
     code = "ROLE_IN_USE"
     message = "Members or pending invitations have this role."
     description = "ROLE_IN_USE: a member or a pending (or expired) invitation has the role"
+
+
+class MfaAlreadyEnabled(APIError):
+    """A TOTP set-up or confirmation asked for by an account with two-factor on."""
+
+    status = 409
+    code = "MFA_ALREADY_ENABLED"
+    message = "Two-factor is on already."
+    description = "MFA_ALREADY_ENABLED: the account has two-factor on"
+
+
+class MfaNotEnabled(APIError):
+    """Recovery codes or disabling without two-factor, or a confirmation without set-up."""
+
+    status = 409
+    code = "MFA_NOT_ENABLED"
+    message = "Two-factor is not on, or no set-up is waiting for its confirmation."
+    description = "MFA_NOT_ENABLED: two-factor is off, or no set-up is pending"
 
 
 class EmailAlreadyVerified(APIError):

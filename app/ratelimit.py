@@ -108,6 +108,12 @@ def limit_verification_mail(user_id: str) -> None:
     _enforce("RATELIMIT_VERIFICATION_MAIL", user_id)
 
 
+def limit_mfa(user_id: str) -> None:
+    """Two-factor code checks: RATELIMIT_MFA per account (every check counts, whatever
+    the endpoint, the confirmation's too)."""
+    _enforce("RATELIMIT_MFA", "account", user_id)
+
+
 def limit_invitations(company_id: str) -> None:
     """Invitations (not resends): RATELIMIT_INVITATIONS per company."""
     _enforce("RATELIMIT_INVITATIONS", "company", company_id)

@@ -7,6 +7,7 @@ from app.api import (
     health,
     lifecycle,
     metrics,
+    mfa,
     openapi,
     platform,
     profile,
@@ -18,6 +19,7 @@ from app.api import (
 BLUEPRINTS = (
     signup.bp,
     sessions.bp,
+    mfa.bp,
     lifecycle.bp,
     profile.bp,
     teams.bp,

@@ -8,7 +8,13 @@ from app import accounts, ratelimit
 from app.api.body import LoadedBody, body
 from app.api.docs import SERVER_ERRORS, documented
 from app.api.responses import accepted, auth_response, user_response
-from app.errors import EmailAlreadyVerified, InvalidLink, RateLimited, WrongPassword
+from app.errors import (
+    EmailAlreadyVerified,
+    InvalidLink,
+    MfaRequired,
+    RateLimited,
+    WrongPassword,
+)
 from app.schemas import (
     AcceptedEnvelopeSchema,
     AuthEnvelopeSchema,
@@ -76,10 +82,11 @@ def forgot_password(loaded: LoadedBody) -> Response:
 @documented(
     summary="Set a new password with a reset link's token",
     description="Good once and for PASSWORD_RESET_TTL_SECONDS; revokes every earlier "
-    "access token and counts as proof of the address.",
+    "access token and counts as proof of the address. With two-factor on, the password "
+    "is changed and the answer is 403 MFA_REQUIRED (continue at /login/mfa).",
     tags=["account lifecycle"],
     response=(200, AuthEnvelopeSchema, "The new password is set"),
-    errors=[InvalidLink, *SERVER_ERRORS],
+    errors=[InvalidLink, MfaRequired, *SERVER_ERRORS],
     no_store=True,
 )
 @body(ResetPasswordRequestSchema)

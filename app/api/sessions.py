@@ -13,7 +13,7 @@ from app.api.body import (
 )
 from app.api.docs import BODY_ERRORS, SERVER_ERRORS, documented
 from app.api.responses import auth_response, no_content, not_cached, success, user_response
-from app.errors import InvalidCredentials, NotFound, RateLimited
+from app.errors import InvalidCredentials, MfaRequired, NotFound, RateLimited
 from app.schemas import AuthEnvelopeSchema, LoginRequestSchema, UserEnvelopeSchema
 from app.schemas.sessions import LogoutRequestSchema, SessionListEnvelopeSchema
 from app.tokens import issue_access_token, require_access_token
@@ -27,8 +27,10 @@ bp = Blueprint("sessions", __name__, url_prefix="/api/v1/auth")
 @documented(
     summary="Log in",
     tags=["sessions"],
+    description="With two-factor on, a right password answers 403 MFA_REQUIRED with "
+    "error.mfa_token (continue at /login/mfa) instead.",
     response=(200, AuthEnvelopeSchema, "Logged in"),
-    errors=[InvalidCredentials, RateLimited, *SERVER_ERRORS],
+    errors=[InvalidCredentials, MfaRequired, RateLimited, *SERVER_ERRORS],
     no_store=True,
 )
 @body(LoginRequestSchema)

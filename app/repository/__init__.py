@@ -26,9 +26,10 @@ The rule, for every module here:
 
 Modules: `core` (tables, the locks, inserts, reads without a transaction), `audit`,
 `accounts` (creating and reading accounts, their roles and signing credentials),
-`changes` (every change of an existing account), `teams` (a company's members, custom
-roles and invitations), `outbox` (the mail outbox), and `idempotency` (Idempotency-Key
-rows). Everything callers use is re-exported here.
+`changes` (every change of an existing account), `mfa` (two-factor: the secrets, the
+recovery codes, the log-in challenges), `teams` (a company's members, custom roles and
+invitations), `outbox` (the mail outbox), and `idempotency` (Idempotency-Key rows).
+Everything callers use is re-exported here.
 """
 
 from app.repository.accounts import (
@@ -54,7 +55,6 @@ from app.repository.changes import (
     record_reset_request,
     set_new_password,
     set_password_hash,
-    start_session,
     update_profile,
 )
 from app.repository.core import (
@@ -73,6 +73,25 @@ from app.repository.idempotency import (
     get_idempotency_key,
     purge_idempotency_keys,
     release_idempotency_key,
+)
+from app.repository.mfa import (
+    MAX_MFA_FAILURES,
+    Challenge,
+    CodeRefused,
+    Proof,
+    TwoFactor,
+    TwoFactorOff,
+    TwoFactorOn,
+    disable_mfa,
+    enable_mfa,
+    finish_mfa_login,
+    mfa_challenge,
+    record_mfa_failure,
+    replace_recovery_codes,
+    reset_password,
+    set_pending_secret,
+    start_login,
+    two_factor,
 )
 from app.repository.outbox import (
     claim_mails,
@@ -117,18 +136,25 @@ __all__ = [
     "Account",
     "AccountGone",
     "AuditContext",
+    "Challenge",
     "ChangedMeanwhile",
     "Claim",
+    "CodeRefused",
     "CompanyGone",
     "CredentialIdentity",
     "DuplicateEmail",
     "InvitationRecord",
     "LastAdminStays",
+    "MAX_MFA_FAILURES",
     "MemberRecord",
     "NewAccount",
+    "Proof",
     "RoleRecord",
     "SessionGone",
     "TeamChange",
+    "TwoFactor",
+    "TwoFactorOff",
+    "TwoFactorOn",
     "account_by_email",
     "account_by_id",
     "any_role",
@@ -142,10 +168,13 @@ __all__ = [
     "create_account",
     "credential_identity",
     "delete_account",
+    "disable_mfa",
     "email_exists",
+    "enable_mfa",
     "end_session",
     "end_sessions",
     "find_credential",
+    "finish_mfa_login",
     "get_idempotency_key",
     "invitation_by_id",
     "invitation_page",
@@ -157,6 +186,7 @@ __all__ = [
     "mark_email_verified",
     "member_of",
     "member_page",
+    "mfa_challenge",
     "needs_touch",
     "new_credential_key",
     "new_session",
@@ -169,18 +199,23 @@ __all__ = [
     "queue_mail",
     "record_audit_event",
     "record_email_change_request",
+    "record_mfa_failure",
     "record_reset_request",
     "release_idempotency_key",
+    "replace_recovery_codes",
     "replace_sessions",
+    "reset_password",
     "retry_mail",
     "role_name_key",
     "rollback",
     "set_new_password",
     "set_password_hash",
-    "start_session",
+    "set_pending_secret",
+    "start_login",
     "system_role",
     "system_role_by_id",
     "team_change",
     "touch_session",
+    "two_factor",
     "update_profile",
 ]

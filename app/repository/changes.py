@@ -10,7 +10,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.email_address import email_key
 from app.extensions import db
-from app.models import ADMIN_ROLE_ID, OutboxMail, SigningCredential, User, utc_now
+from app.models import ADMIN_ROLE_ID, OutboxMail, User, utc_now
 from app.repository.accounts import Account
 from app.repository.audit import AuditContext, scrub_events, write_event
 from app.repository.core import (
@@ -30,12 +30,12 @@ from app.repository.core import (
     lock_account,
     lock_company,
 )
-from app.repository.sessions import open_session, replace_sessions
+from app.repository.sessions import replace_sessions
 
 DELETE_CREDENTIALS = sa.delete(CREDENTIALS).where(CREDENTIALS.c.user_id == sa.bindparam("user_id"))
 
 
-def _committed(instance: Any, values: dict[str, Any]) -> None:
+def committed(instance: Any, values: dict[str, Any]) -> None:
     """Show what was committed on an object read before (detached: nothing reloads it)."""
     for name, value in values.items():
         set_committed_value(instance, name, value)
@@ -46,23 +46,11 @@ def _event(connection: sa.Connection, user: User, event: str, context: AuditCont
     write_event(connection, event=event, context=context, user_id=user.id, email=user.email)
 
 
-def start_session(*, user: User, context: AuditContext) -> SigningCredential:
-    """A successful log-in: the account locked, a new session (app.repository.sessions),
-    the event. AccountGone, with nothing written, when the account was deleted meanwhile."""
-    connection = db.session.connection()
-    lock_account(connection, user.id)
-    credential = open_session(connection, user.id, context)
-    _event(connection, user, "login_succeeded", context)
-    db.session.commit()
-    set_committed_value(credential, "user", user)
-    return credential
-
-
 def set_password_hash(*, user: User, password_hash: str) -> None:
     """Store a new hash for the user (a re-hash with today's parameters at a log-in)."""
     lock_account(db.session.connection(), user.id, values={"password_hash": password_hash})
     db.session.commit()
-    _committed(user, {"password_hash": password_hash})
+    committed(user, {"password_hash": password_hash})
 
 
 def mark_email_verified(*, user: User, context: AuditContext) -> None:
@@ -74,7 +62,7 @@ def mark_email_verified(*, user: User, context: AuditContext) -> None:
     lock_account(connection, user.id, values=values)
     _event(connection, user, "email_verified", context)
     db.session.commit()
-    _committed(user, values)
+    committed(user, values)
 
 
 def record_reset_request(
@@ -96,6 +84,42 @@ def record_reset_request(
     db.session.commit()
 
 
+def write_new_password(
+    connection: sa.Connection,
+    *,
+    user: User,
+    password_hash: str,
+    event: str,
+    context: AuditContext,
+    mail: OutboxMail | None,
+    proved_by_link: bool = False,
+) -> dict[str, Any]:
+    """The writes of a new password short of its sessions and the commit (the account
+    locked first): the hash, the security version one further, the address verified by a
+    reset, the notice, the events. The values written, for the caller to show once it
+    commits; ChangedMeanwhile or AccountGone (nothing written) as set_new_password says."""
+    values: dict[str, Any] = {"password_hash": password_hash}
+    newly_verified = proved_by_link and user.email_verified_at is None
+    if newly_verified:
+        values["email_verified_at"] = utc_now()
+    if proved_by_link:
+        lock_account(connection, user.id, values=values, unchanged_since=user.security_version)
+        values["security_version"] = user.security_version + 1
+    else:
+        lock_account(
+            connection,
+            user.id,
+            values={**values, "security_version": USERS.c.security_version + 1},
+        )
+    if mail is not None:
+        insert(connection, mail)
+    if newly_verified:
+        _event(connection, user, "email_verified", context)
+    _event(connection, user, event, context)
+    _event(connection, user, "tokens_revoked", context)
+    return values
+
+
 def set_new_password(
     *,
     user: User,
@@ -113,28 +137,18 @@ def set_new_password(
     several uses of one link exactly one succeeds); a change, proved by the current
     password, always is."""
     connection = db.session.connection()
-    values: dict[str, Any] = {"password_hash": password_hash}
-    newly_verified = proved_by_link and user.email_verified_at is None
-    if newly_verified:
-        values["email_verified_at"] = utc_now()
-    if proved_by_link:
-        lock_account(connection, user.id, values=values, unchanged_since=user.security_version)
-        values["security_version"] = user.security_version + 1
-    else:
-        lock_account(
-            connection,
-            user.id,
-            values={**values, "security_version": USERS.c.security_version + 1},
-        )
+    values = write_new_password(
+        connection,
+        user=user,
+        password_hash=password_hash,
+        event=event,
+        context=context,
+        mail=mail,
+        proved_by_link=proved_by_link,
+    )
     credential = replace_sessions(connection, user.id, context)
-    if mail is not None:
-        insert(connection, mail)
-    if newly_verified:
-        _event(connection, user, "email_verified", context)
-    _event(connection, user, event, context)
-    _event(connection, user, "tokens_revoked", context)
     db.session.commit()
-    _committed(user, values)
+    committed(user, values)
     set_committed_value(credential, "user", user)
     return Account(user, credential)
 
@@ -146,7 +160,7 @@ def update_profile(*, user: User, changes: dict[str, Any], context: AuditContext
     lock_account(connection, user.id, values=changes)
     _event(connection, user, "profile_changed", context)
     db.session.commit()
-    _committed(user, changes)
+    committed(user, changes)
 
 
 def record_email_change_request(
@@ -186,7 +200,7 @@ def change_email(
     if notice is not None:
         insert(connection, notice)
     db.session.commit()
-    _committed(user, values)
+    committed(user, values)
 
 
 def _membership(connection: sa.Connection, user_id: str) -> tuple[str | None, str] | None:

@@ -217,6 +217,9 @@ class ErrorSchema(Schema):
         data_key="fields",
         metadata={"description": "VALIDATION_ERROR only: every broken rule of every field"},
     )
+    mfa_token = fields.String(
+        metadata={"description": "MFA_REQUIRED only: continues the log-in at /login/mfa"}
+    )
 
 
 class ErrorEnvelopeSchema(Schema):
