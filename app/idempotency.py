@@ -23,6 +23,11 @@ from flask import current_app, g, request
 from app import repository
 from app.errors import EmailTaken, IdempotencyKeyInProgress, IdempotencyKeyReused
 from app.models import IdempotencyKey, as_utc, utc_now
+from app.repository.idempotency import (
+    COMPLETED_WITH_ACCOUNT,
+    KeyTakenOver,
+    take_over_idempotency_key,
+)
 from app.secret_key import derived_key
 
 HEADER = "Idempotency-Key"
@@ -30,6 +35,12 @@ MAX_LENGTH = 255
 POLL_SECONDS = 0.05
 PURGE_PROBABILITY = 0.01  # every hundredth new key also sweeps out the expired ones
 CREATED = 201  # what a first request that made its account answered
+# A sign-up key still in progress this long after its first request began is taken to be
+# lost with its instance (a request is answered, or given up by gunicorn and the gateway,
+# well within it): the next retry takes it over and signs up (the contract: free again
+# at most 30 s after that request began). The first request's account, had it been
+# written, completed the key in the same transaction, so nothing is made twice.
+ABANDONED_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -101,12 +112,20 @@ def _claim(endpoint: str, key: str, body_fingerprint: str) -> repository.Claim:
     return claim
 
 
+def _abandoned_before() -> datetime:
+    """A key in progress that began before this was left by a lost request."""
+    return utc_now() - timedelta(seconds=ABANDONED_SECONDS)
+
+
 def _wait_for_first(endpoint: str, key: str) -> IdempotencyKey | None:
-    """Wait (up to IDEMPOTENCY_WAIT_SECONDS) for the first request to finish."""
+    """Wait (up to IDEMPOTENCY_WAIT_SECONDS) for the first request to finish, or for
+    its key to be abandoned."""
     deadline = time.monotonic() + current_app.config["IDEMPOTENCY_WAIT_SECONDS"]
     while True:
         row = repository.get_idempotency_key(endpoint=endpoint, key=key)
         if row is None or row.status is not None or time.monotonic() >= deadline:
+            return row
+        if as_utc(row.created_at) < _abandoned_before():
             return row
         time.sleep(POLL_SECONDS)
 
@@ -137,7 +156,12 @@ def run_once(
         if row is None:
             continue
         if row.status is None:
-            raise IdempotencyKeyInProgress()
+            if as_utc(row.created_at) >= _abandoned_before():
+                raise IdempotencyKeyInProgress()
+            taken = take_over_idempotency_key(row=row, started_before=_abandoned_before())
+            if taken is not None:
+                return _first_request(taken, create)
+            continue  # it finished meanwhile, or another retry took it: look again
         g.replayed = True  # counted as a replay in the metrics, not as a new outcome
         if row.status == EmailTaken.status:
             raise EmailTaken()
@@ -174,18 +198,25 @@ def _first_answer(row: IdempotencyKey) -> repository.Account | None:
 def _first_request(
     row: IdempotencyKey, create: Callable[[], repository.Account]
 ) -> repository.Account:
-    """Run the request that owns the key; store its outcome, or let the key go."""
+    """Run the request that owns the key: the account's transaction stores its answer
+    (repository.create_account); a 409 is stored after; a failure lets the key go."""
+    owner = COMPLETED_WITH_ACCOUNT.set(row)
     try:
         account = create()
     except EmailTaken:
         repository.complete_idempotency_key(row=row, status=EmailTaken.status)
         raise
+    except KeyTakenOver:
+        raise IdempotencyKeyInProgress() from None  # a retry runs it now; nothing was written
     except BaseException:
         repository.release_idempotency_key(row)
         raise
-    repository.complete_idempotency_key(
-        row=row, status=CREATED, user_id=account.user.id, credential_id=account.credential.id
-    )
+    finally:
+        COMPLETED_WITH_ACCOUNT.reset(owner)
+    if row.status is None:  # made without create_account (a test's stand-in)
+        repository.complete_idempotency_key(
+            row=row, status=CREATED, user_id=account.user.id, credential_id=account.credential.id
+        )
     return account
 
 

@@ -42,6 +42,7 @@ from app.repository.core import (
     read_row,
     reads_in_autocommit,
 )
+from app.repository.idempotency import KeyTakenOver, complete_in_transaction
 from app.repository.sessions import new_session
 
 ROLES_KEY = "lumyri_system_roles"
@@ -168,9 +169,11 @@ def create_account(
     context: AuditContext,
     mail: OutboxMail | None = None,
 ) -> Account:
-    """Write user, company (an admin's), signing credential, the audit event and the
-    welcome mail (if any) in one transaction; DuplicateEmail when the address has an
-    account (the unique index on its comparison form settles a race between two sign-ups)."""
+    """Write user, company (an admin's), signing credential, the audit event, the
+    welcome mail (if any) and the Idempotency-Key's answer (if the request has a key:
+    idempotency.COMPLETED_WITH_ACCOUNT) in one transaction; DuplicateEmail when the
+    address has an account (the unique index on its comparison form settles a race
+    between two sign-ups); KeyTakenOver when the key is no longer the request's."""
     role_name, state, with_company = KINDS[kind]
     role = system_role(role_name)
     user = User(
@@ -199,7 +202,11 @@ def create_account(
         write_event(
             connection, event="account_created", context=context, user_id=user.id, email=user.email
         )
+        complete_in_transaction(connection, user_id=user.id, credential_id=credential.id)
         db.session.commit()
+    except KeyTakenOver:
+        db.session.rollback()
+        raise
     except IntegrityError:
         db.session.rollback()
         if email_exists(record.email):

@@ -13,6 +13,7 @@ from app import create_app, passwords, repository
 from app.extensions import db
 from app.idempotency import canonical_json, fingerprint
 from app.models import IdempotencyKey, User
+from app.repository.idempotency import take_over_idempotency_key
 from tests.helpers import (
     SIGNUP_PATHS,
     Api,
@@ -334,3 +335,104 @@ def test_a_replay_after_the_first_token_expired_is_email_taken(app, database_url
     with short.app_context():
         db.engine.dispose()
     assert again.status_code == 409 and error_of(again)["code"] == "EMAIL_TAKEN"
+
+
+# A first request lost with its instance (a SIGKILL): its key stays in progress. The
+# account, had it been written, completed the key in the same transaction.
+
+
+def key_row(app, key):
+    """The key's row as the database has it."""
+    with app.app_context():
+        return db.session.scalar(
+            sa.select(IdempotencyKey)
+            .where(IdempotencyKey.key == key)
+            .execution_options(populate_existing=True)
+        )
+
+
+def lost_first_request(app, body, key, seconds_ago):
+    """A key claimed by a request that began `seconds_ago` and never finished."""
+    with app.test_request_context(SIGNUP_PATHS["admin"]):
+        body_fingerprint = fingerprint(body)
+    with app.app_context():
+        claim = repository.claim_idempotency_key(
+            endpoint="signup.admin_signup", key=key, fingerprint=body_fingerprint
+        )
+        started = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+        db.session.execute(
+            sa.update(IdempotencyKey)
+            .where(IdempotencyKey.id == claim.row.id)
+            .values(created_at=started)
+        )
+        db.session.commit()
+
+
+def test_a_key_whose_first_request_was_lost_is_free_again_after_30_s(app, api):
+    body = signup_body()
+    lost_first_request(app, body, "k-lost", seconds_ago=31)
+    response = post(api, "admin", body, "k-lost")
+    assert response.status_code == 201, response.get_json()
+    row = key_row(app, "k-lost")
+    assert (row.status, row.user_id) == (201, response.get_json()["data"]["user"]["id"])
+    again = post(api, "admin", body, "k-lost")
+    assert again.get_json()["data"]["user"] == response.get_json()["data"]["user"]
+    assert user_count(app) == 1
+
+
+def test_a_key_in_progress_for_less_than_30_s_is_not_taken_over(make_app):
+    quick = make_app(IDEMPOTENCY_WAIT_SECONDS=0)
+    body = signup_body()
+    lost_first_request(quick, body, "k-young", seconds_ago=25)
+    response = post(Api(quick.test_client()), "admin", body, "k-young")
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "IDEMPOTENCY_KEY_IN_PROGRESS"
+    assert user_count(quick) == 0
+
+
+def test_an_account_written_before_the_instance_was_lost_is_the_retrys_answer(
+    app, api, monkeypatch
+):
+    """The account's transaction completed the key: its answer was lost (here the token
+    could not be issued), and a retry, at once, gets that account."""
+    from app.api import signup
+
+    body = signup_body()
+    real_issue = signup.issue_access_token
+    monkeypatch.setattr(signup, "issue_access_token", lambda *args: 1 / 0)
+    assert post(api, "customer", body, "k-answer-lost").status_code == 500
+    monkeypatch.setattr(signup, "issue_access_token", real_issue)
+    again = post(api, "customer", body, "k-answer-lost")
+    assert again.status_code == 201
+    assert again.get_json()["data"]["user"]["email"] == body["email"]
+    assert key_row(app, "k-answer-lost").status == 201
+    assert user_count(app) == 1
+
+
+def test_a_first_request_whose_key_was_taken_over_writes_nothing(app, api, monkeypatch):
+    """It was slow, not lost: past 30 s a retry took its key over. When the first comes
+    to write its account, its key is no longer its own: nothing of it is written (the
+    retry signs up)."""
+    body = signup_body()
+    real_hash = passwords.hash_password
+
+    def slow_hash(password):
+        with app.app_context():  # meanwhile a retry finds the key 31 s old, takes it over
+            row = db.session.scalar(sa.select(IdempotencyKey).where(IdempotencyKey.key == "k-slow"))
+            old = datetime.now(UTC) - timedelta(seconds=31)
+            db.session.execute(
+                sa.update(IdempotencyKey).where(IdempotencyKey.id == row.id).values(created_at=old)
+            )
+            db.session.commit()
+            row.created_at = old
+            assert take_over_idempotency_key(
+                row=row, started_before=datetime.now(UTC) - timedelta(seconds=30)
+            )
+        return real_hash(password)
+
+    monkeypatch.setattr(passwords, "hash_password", slow_hash)
+    first = post(api, "admin", body, "k-slow")
+    assert first.status_code == 409
+    assert error_of(first)["code"] == "IDEMPOTENCY_KEY_IN_PROGRESS"
+    assert user_count(app) == 0
+    assert key_row(app, "k-slow").status is None  # the retry's now
