@@ -30,7 +30,13 @@ log = logging.getLogger("app.mail")  # one logger for the mail package
 EXTENSION_KEY = "lumyri_mail_sender"
 FIRST_RETRY_SECONDS = 5
 JITTER = 0.2
-LEASE_SECONDS = 120
+# A claim lasts this long: the mails of a sender lost with its instance (a SIGKILL) go out
+# from another sender once it ends (the contract: within a minute of the loss). A sender
+# begins a mail of its batch only while its claim has SMTP_COMMANDS_PER_MAIL times
+# SMTP_TIMEOUT_SECONDS left (the longest a send can wait on SMTP), or a quarter of the
+# lease; the rest of the batch waits for the claim to end, so no mail is sent by two.
+LEASE_SECONDS = 40
+SMTP_COMMANDS_PER_MAIL = 3
 BATCH = 20
 # Under load (GATHER_WAKES wake-ups within GATHER_SECONDS), the sender lets the mails
 # committed in the next GATHER_SECONDS join the batch: several mails then share one claim
@@ -118,10 +124,15 @@ class MailSender:
             )
             if not mails:
                 return 0
+            claimed_at = time.monotonic()
+            smtp_wait = SMTP_COMMANDS_PER_MAIL * int(self.app.config["SMTP_TIMEOUT_SECONDS"])
+            send_window = max(LEASE_SECONDS - smtp_wait, LEASE_SECONDS / 4)
             transport = transport_for(self.app)
             unreachable: Unreachable | None = None
             try:
                 for mail in mails:
+                    if time.monotonic() - claimed_at > send_window:
+                        break  # too near the claim's end: the rest go when it ends
                     if unreachable is not None:  # SMTP is down: the others wait too
                         self._temporary_failure(mail, unreachable, now)
                         continue
