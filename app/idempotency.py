@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from app import repository
+from app import postgres_budget, repository
 from app.errors import EmailTaken, IdempotencyKeyInProgress, IdempotencyKeyReused
 from app.models import IdempotencyKey, as_utc, utc_now
 from app.repository.idempotency import (
@@ -121,8 +121,12 @@ def _wait_for_first(endpoint: str, key: str) -> IdempotencyKey | None:
     """Wait (up to IDEMPOTENCY_WAIT_SECONDS) for the first request to finish, or for
     its key to be abandoned."""
     deadline = time.monotonic() + current_app.config["IDEMPOTENCY_WAIT_SECONDS"]
+    each_read = current_app.config["DB_REQUEST_TIMEOUT_MS"] / 1000
     while True:
-        row = repository.get_idempotency_key(endpoint=endpoint, key=key)
+        # Each look has the database time of a request: the request's own would run out
+        # over 10 s of looks (through PgBouncer: 200 transactions, each 3 round trips).
+        with postgres_budget.budget(each_read):
+            row = repository.get_idempotency_key(endpoint=endpoint, key=key)
         if row is None or row.status is not None or time.monotonic() >= deadline:
             return row
         if as_utc(row.created_at) < _abandoned_before():
