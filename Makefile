@@ -8,7 +8,7 @@ PORT ?= 8000
 APP_ENV ?= development
 export HOST PORT APP_ENV
 
-.PHONY: help run gateway test test-fast migrate lint format bench bench-overhead clean
+.PHONY: help run gateway cluster test test-fast migrate lint format bench bench-overhead clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets with what each does
@@ -32,6 +32,21 @@ gateway: $(STAMP)
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nginx >/dev/null 2>&1))) || \
 		(echo "nginx is not installed: apt-get install nginx (as root)" && exit 1)
 	exec $(BIN)/python deploy/nginx/gateway.py
+
+## cluster: $CLUSTER_INSTANCES (3) instances from $PORT, PgBouncer, the gateway (Postgres and Redis from the environment)
+cluster: $(STAMP)
+	@missing=""; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="nginx"; \
+	command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || missing="$$missing pgbouncer"; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+			 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$missing >/dev/null 2>&1)) && \
+			(service pgbouncer stop >/dev/null 2>&1; update-rc.d pgbouncer disable >/dev/null 2>&1; true) || \
+			{ echo "could not install$$missing"; exit 1; }; \
+		else echo "not installed:$$missing (apt-get install$$missing, as root)"; exit 1; fi; \
+	fi
+	exec $(BIN)/python deploy/cluster.py
 
 ## migrate: create or upgrade the database schema (and seed the system roles)
 migrate: $(STAMP)

@@ -274,9 +274,12 @@ class Cluster:
 
     def start_gateway(self):
         env = dict(self.environ)
+        runtime = os.path.join(self.runtime, "gateway")
+        os.mkdir(runtime, 0o700)
         env.update(
             GATEWAY_UPSTREAMS=",".join(f"127.0.0.1:{port}" for port in self.ports),
             GATEWAY_PORT=str(self.gateway_port),
+            GATEWAY_RUNTIME_DIR=runtime,
         )
         self.gateway = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "nginx", "gateway.py")],

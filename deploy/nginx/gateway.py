@@ -227,7 +227,10 @@ def command(config_path, runtime_dir):
 
 def main():
     """Render and exec nginx (it replaces this process)."""
-    runtime_dir = tempfile.mkdtemp(prefix="lumyri-gateway-")
+    # make cluster gives the gateway a folder of its own (removed when it stops).
+    runtime_dir = os.environ.get("GATEWAY_RUNTIME_DIR") or tempfile.mkdtemp(
+        prefix="lumyri-gateway-"
+    )
     try:
         config_path = render(os.environ, runtime_dir)
     except ValueError as error:
