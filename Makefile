@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 APP_ENV ?= development
+# Processes for the tests that start no server (tests/unit, tests/api): much of their
+# time is spent waiting on Postgres, locks and timeouts, so more than the cores.
+TEST_WORKERS ?= 4
 export HOST PORT APP_ENV
 
 .PHONY: help run gateway cluster test test-fast migrate lint format bench bench-overhead clean
@@ -54,7 +57,8 @@ migrate: $(STAMP)
 
 ## test: install if needed and run the whole suite (SQLite and Postgres, gunicorn, bench smoke)
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests/unit tests/api $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/system $(PYTEST_ARGS)
 
 ## test-fast: the tests that start no server process (tests/unit, tests/api), SQLite, fewer generated examples
 test-fast: $(STAMP)

@@ -102,14 +102,17 @@ def fuzz_targets():
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), fuzz_targets())
-def test_fuzz(app, path, method, mode):
+def test_fuzz(app, database_url, path, method, mode):
     """Schemathesis calls the app in-process with generated requests (fixed seed, bounded
-    examples): no 5xx, no undocumented status, every response matches its schema."""
+    examples): no 5xx, no undocumented status, every response matches its schema. On
+    Postgres a quarter of the examples: what differs there is what the database refuses
+    (a NUL byte, a length), not the parsing, and the suite's time is bounded."""
     operation = schemathesis.openapi.from_wsgi(OPENAPI_PATH, app)[path][method]
+    on_sqlite = database_url.startswith("sqlite")
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=FUZZ_EXAMPLES,
+        max_examples=FUZZ_EXAMPLES if on_sqlite else max(10, FUZZ_EXAMPLES // 4),
         derandomize=True,
         deadline=None,
         database=None,
