@@ -1,4 +1,5 @@
-"""Operator commands: `flask accounts create-admin | revoke-tokens EMAIL | show EMAIL`."""
+"""Operator commands: `flask accounts create-admin | revoke-tokens EMAIL | disable-mfa EMAIL |
+show EMAIL | ...`."""
 
 import json
 
@@ -6,7 +7,7 @@ import click
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from app import accounts, idempotency, repository, sessions
+from app import accounts, idempotency, mfa, repository, sessions
 from app.email_address import canonical_email
 from app.errors import EmailTaken
 from app.models import User, utc_now
@@ -52,6 +53,18 @@ def revoke_tokens(email: str) -> None:
     user = find_user_or_exit(email)
     sessions.end_all(user)
     click.echo(f"Revoked every access token of {user.email}.")
+
+
+@accounts_cli.command("disable-mfa")
+@click.argument("email")
+def disable_mfa(email: str) -> None:
+    """Turn two-factor off for an account, without a code (its owner lost every factor,
+    or SECRET_KEY changed); its recovery codes go, an mfa_disabled mail goes out."""
+    user = find_user_or_exit(email)
+    if mfa.turn_off(user):
+        click.echo(f"Two-factor is off for {user.email}.")
+    else:
+        click.echo(f"Two-factor was not on for {user.email}.")
 
 
 @accounts_cli.command("show")

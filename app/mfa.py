@@ -183,6 +183,22 @@ def disable(user: User, password: str, code: str) -> None:
     mail.wake_sender()
 
 
+def turn_off(user: User) -> bool:
+    """Two-factor off without a code (the operator's `accounts disable-mfa`, for an owner
+    who lost every factor, or after SECRET_KEY changed: no stored secret or recovery code
+    works then); an mfa_disabled notice. False when it was off."""
+    try:
+        repository.disable_mfa(
+            user=user, proof=None, context=audit_context(), mail=_notice("mfa_disabled", user)
+        )
+    except repository.TwoFactorOff:
+        return False
+    except repository.AccountGone:
+        raise InvalidToken() from None
+    mail.wake_sender()
+    return True
+
+
 def log_in(mfa_token: str, code: str) -> repository.Account:
     """The second step of a log-in: an mfa_token good now (signed, under 5 minutes old,
     its challenge unused and with fewer than 5 wrong codes, the account's password

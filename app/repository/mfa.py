@@ -258,12 +258,13 @@ def enable_mfa(
     return credential
 
 
-def _on_and_used_up(connection: sa.Connection, user: User, proof: Proof) -> None:
+def _on_and_used_up(connection: sa.Connection, user: User, proof: Proof | None) -> None:
     """Under the account's lock: two-factor still on (TwoFactorOff) and the code used up
-    (CodeRefused), or nothing written."""
+    (CodeRefused; no code: the operator's command), or nothing written."""
     if not _locked_state(connection, user.id).on:
         raise _refuse(TwoFactorOff())
-    _use_up(connection, user.id, proof)
+    if proof is not None:
+        _use_up(connection, user.id, proof)
 
 
 def replace_recovery_codes(
@@ -278,13 +279,15 @@ def replace_recovery_codes(
 
 
 def disable_mfa(
-    *, user: User, proof: Proof, context: AuditContext, mail: OutboxMail | None
+    *, user: User, proof: Proof | None, context: AuditContext, mail: OutboxMail | None
 ) -> None:
-    """Two-factor off, proved by a code: the secrets and the last step forgotten, the
-    recovery codes and the account's mfa_tokens gone, the notice, the event."""
+    """Two-factor off, proved by a code (None: the operator's `accounts disable-mfa`):
+    the secrets and the last step forgotten, the recovery codes and the account's
+    mfa_tokens gone, the notice, the event."""
     connection = db.session.connection()
     _on_and_used_up(connection, user, proof)
-    _proof_events(connection, user, proof, context)
+    if proof is not None:
+        _proof_events(connection, user, proof, context)
     values = {
         "totp_secret": None,
         "totp_pending_secret": None,

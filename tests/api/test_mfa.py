@@ -659,6 +659,23 @@ class TestDisable:
         assert not set(again) & set(codes)
 
 
+class TestOperatorCommand:
+    def test_disable_mfa_turns_it_off_without_a_code(self, app, mfa, runner, person):
+        mfa.enable(person)
+        result = runner.invoke(args=["accounts", "disable-mfa", person.email.upper()])
+        assert result.exit_code == 0, result.output
+        assert f"Two-factor is off for {person.email}." in result.output
+        assert mfa.status(person).get_json()["data"] == {"totp": False, "recovery_codes_left": 0}
+        assert mfa.login(person).status_code == 200
+        assert outbox_kinds(app, person.id)[-1] == "mfa_disabled"
+        (event,) = [r for r in audit_rows(app, "mfa_disabled") if r["user_id"] == person.id]
+        assert event["client_ip"] == "cli"
+        again = runner.invoke(args=["accounts", "disable-mfa", person.email])
+        assert "Two-factor was not on" in again.output
+        unknown = runner.invoke(args=["accounts", "disable-mfa", "nobody@example.org"])
+        assert unknown.exit_code != 0
+
+
 class TestDeletion:
     def test_an_account_with_two_factor_is_deleted_with_its_codes_and_tokens(
         self, app, mfa, client, person
