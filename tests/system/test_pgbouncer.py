@@ -9,9 +9,11 @@ import concurrent.futures
 import contextlib
 import importlib.util
 import os
+import pathlib
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 
 import psycopg
@@ -278,3 +280,78 @@ def test_a_503_within_5_s_while_pgbouncer_is_up_and_postgres_is_not(postgres_ser
                     db.engine.dispose()
         finally:
             proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({}, "DATABASE_URL must be set to a Postgres URL"),
+        ({"DATABASE_URL": "sqlite:///x.db"}, "DATABASE_URL must be a Postgres URL"),
+        ({"DATABASE_URL": "postgresql://u@h/d"}, "RATELIMIT_STORAGE_URI must be a Redis URL"),
+        (
+            {"DATABASE_URL": "postgresql://u@h/d", "RATELIMIT_STORAGE_URI": "memory://"},
+            "RATELIMIT_STORAGE_URI must be a Redis URL",
+        ),
+        (
+            {
+                "DATABASE_URL": "postgresql://u@h/d",
+                "RATELIMIT_STORAGE_URI": "redis://r",
+                "CLUSTER_INSTANCES": "0",
+            },
+            "CLUSTER_INSTANCES must be a positive integer",
+        ),
+    ],
+)
+def test_make_cluster_refuses_with_one_line(settings, reason):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "CLUSTER_INSTANCES")
+    }
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "deploy", "cluster.py")],
+        env={**env, **settings},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"cluster: refusing to start: {reason}"), line
+
+
+def test_pgbouncers_configuration():
+    """Transaction pooling, loopback only, no unix socket, SCRAM against a file of one
+    user with the run's password, the server's own credentials in the database line."""
+    target = CLUSTER.postgres_target("postgres://lumyri:s3cret@db.internal:5433/accounts")
+    with pytest.raises(CLUSTER.Refusal, match="options cannot go through PgBouncer"):
+        CLUSTER.postgres_target("postgresql://u@h/d?options=-csearch_path%3Dx")
+    with tempfile.TemporaryDirectory() as folder:
+        ini = CLUSTER.pgbouncer_config(folder, target, 6543, "client-pass", pool_size=7)
+        text = pathlib.Path(ini).read_text()
+        users = (pathlib.Path(folder) / "pgbouncer-users.txt").read_text()
+        modes = {os.stat(os.path.join(folder, name)).st_mode & 0o777 for name in os.listdir(folder)}
+    assert (
+        "accounts = host='db.internal' port='5433' dbname='accounts' user='lumyri' "
+        "password='s3cret'\n" in text
+    )
+    for line in (
+        "pool_mode = transaction",
+        "listen_addr = 127.0.0.1",
+        "listen_port = 6543",
+        "unix_socket_dir = ",
+        "auth_type = scram-sha-256",
+        "default_pool_size = 7",
+    ):
+        assert line + "\n" in text, line
+    assert users == '"lumyri" "client-pass"\n'
+    assert modes == {0o600}
+    url = sa.make_url(CLUSTER.pgbouncer_url(target, 6543, "client-pass"))
+    assert (url.drivername, url.host, url.port, url.database, url.username, url.password) == (
+        "postgresql+psycopg",
+        "127.0.0.1",
+        6543,
+        "accounts",
+        "lumyri",
+        "client-pass",
+    )
