@@ -116,11 +116,10 @@ from app.repository.sessions import (
     replace_sessions,
     touch_session,
 )
-from app.repository.teams import (
+from app.repository.team_reads import (
     InvitationRecord,
     MemberRecord,
     RoleRecord,
-    TeamChange,
     any_role,
     company_role,
     company_roles,
@@ -129,8 +128,8 @@ from app.repository.teams import (
     member_of,
     member_page,
     role_name_key,
-    team_change,
 )
+from app.repository.teams import TeamChange, team_change
 
 __all__ = [
     "Account",

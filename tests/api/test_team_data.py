@@ -11,7 +11,7 @@ from app import repository
 from app.extensions import db
 from app.models import ADMIN_ROLE_ID, CUSTOM_ROLE, Role, User, new_uuid
 from app.permissions import tree_of
-from app.repository.teams import role_name_key
+from app.repository.team_reads import role_name_key
 from tests.helpers import Team
 
 
