@@ -14,12 +14,48 @@ def reject():
     return jsonify({"error": {"code": "VALIDATION_ERROR", "message": "x"}, "data": None}), 400
 
 
+# /verify's answer for an Admin (the bench's tokens are of Admins and of a custom role):
+# the same keys, the role's 20 leaves, the same headers, fixed values.
+PERMISSIONS = sorted(
+    f"{section}.{resource}.{level}"
+    for section, resources in (
+        ("platform", ("applications", "admins", "roles", "billing")),
+        ("application", ("tickets", "agents", "customers", "live_map", "labels", "settings")),
+    )
+    for resource in resources
+    for level in ("all", "view")
+)
+IDENTITY = {
+    "user_id": "00000000-0000-4000-8000-000000000001",
+    "company_id": "00000000-0000-4000-8000-000000000002",
+    "role": "Admin",
+    "role_id": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01",
+    "permissions": PERMISSIONS,
+    "session_id": "00000000-0000-4000-8000-000000000003",
+    "email_verified": False,
+}
+
+
 @app.get("/api/v1/auth/verify")
 def verify():
-    """Read the Authorization header, answer 200 with a small JSON body: the floor for
-    the service's /verify (which also checks the token and sets four headers)."""
+    """Read the Authorization header, answer 200 with the identity's headers and body, of
+    the same size as the service's for an Admin (fixed values): the floor for the
+    service's /verify, which also checks the token and finds the identity."""
     request.headers.get("Authorization")
-    return jsonify({"error": None, "data": {"ok": True}})
+    answer = jsonify({"error": None, "data": IDENTITY})
+    answer.headers.update(
+        {
+            "X-User-Id": IDENTITY["user_id"],
+            "X-Company-Id": IDENTITY["company_id"],
+            "X-User-Role": IDENTITY["role"],
+            "X-User-Role-Id": IDENTITY["role_id"],
+            "X-User-Permissions": ",".join(PERMISSIONS),
+            "X-Session-Id": IDENTITY["session_id"],
+            "X-Email-Verified": "false",
+            "Cache-Control": "no-store",
+        }
+    )
+    return answer
 
 
 @app.post("/api/v1/auth/password/forgot")

@@ -53,6 +53,8 @@ TARGETS = {
     "p99_over_p50": 3.0,
 }
 VERIFY = "/api/v1/auth/verify"
+MEMBERS = "/api/v1/auth/company/members"
+MEMBER_PAGE = 50  # the member list's default limit
 # The paths without a hash, each measured next to the floor at the same path in
 # bench/floor_app.py. "bearer": with the tokens of make_tokens' accounts. A forgotten
 # password is asked for fresh addresses: the same work as for an account's (a look-up, the
@@ -327,6 +329,7 @@ def measure_service(args, env, tag, results, tool):
             args.rejection_concurrency,
         )
         results.update(measure_plain(process, port, env, args, tool, tag))
+        results.update(measure_members(process, port, env, args, tool))
         settle(process)
         idle = sum(tree_rss(process).values())
         small_peak, _, _ = peak_memory_during(
@@ -423,10 +426,16 @@ def measure_rejection(service, port, env, work, tool, tag, rounds, seconds, conc
     return combine_rounds(taken["rejection"]), combine_rounds(taken["floor"])
 
 
-def make_tokens(env, count, path):
-    """`count` accounts in the service's database, and a file of their access tokens."""
-    command = [sys.executable, os.path.join(ROOT, "bench", "make_tokens.py"), str(count), path]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+def make_tokens(env, count, path, *options):
+    """`count` accounts in the service's database (bench/make_tokens.py: members of
+    companies whose roles hold permissions; with "--company", one company of `count`
+    members), and a file of access tokens. Its error output, if it fails."""
+    command = [sys.executable, os.path.join(ROOT, "bench", "make_tokens.py"), *options]
+    run = subprocess.run(
+        [*command, str(count), path], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"bench/make_tokens.py failed ({run.returncode}):\n{run.stderr[-3000:]}")
 
 
 def measure_plain(service, port, env, args, tool, tag):
@@ -478,6 +487,49 @@ def measure_plain(service, port, env, args, tool, tag):
     return {key: combine_rounds(figures) for key, figures in taken.items()}
 
 
+def member_keys(args):
+    """The member list's figures: (key, company size, limit), the smallest company first;
+    the largest company is also asked for a page as long as the smallest one's (like for
+    like: the same rows in the answer)."""
+    sizes = sorted(args.member_companies)
+    level = args.members_concurrency
+    keys = [(f"members_{size}_c{level}", size, None) for size in sizes]
+    if sizes[0] < MEMBER_PAGE < sizes[-1]:
+        keys.append((f"members_{sizes[-1]}_limit{sizes[0]}_c{level}", sizes[-1], sizes[0]))
+    return keys
+
+
+def measure_members(service, port, env, args, tool):
+    """The first page of GET /company/members (the default limit) for companies of each
+    size of args.member_companies, asked with an Admin's token; the companies taken in
+    turn, `rounds` rounds each, so that a change in the machine's speed weighs on all."""
+    tokens = {}
+    for size in args.member_companies:
+        tokens[size] = os.path.join(args.work, f"company-{size}.txt")
+        make_tokens(env, size, tokens[size], "--company")
+    taken = {}
+    for _ in range(args.rounds):
+        for key, size, limit in member_keys(args):
+            settle(service)
+            taken.setdefault(key, []).append(
+                run_bearer_load(
+                    port,
+                    "GET",
+                    MEMBERS + (f"?limit={limit}" if limit else ""),
+                    tokens[size],
+                    200,
+                    args.members_concurrency,
+                    args.seconds / args.rounds,
+                    tool=tool,
+                )
+            )
+    out = {}
+    for key, size, limit in member_keys(args):
+        out[key] = combine_rounds(taken[key])
+        out[key].update(company_members=size, page_limit=limit or MEMBER_PAGE)
+    return out
+
+
 def combine_rounds(rounds):
     """One figure from several rounds: all requests over all the time; the median
     round's latencies."""
@@ -504,6 +556,10 @@ def ratios(results, env, workers):
     for key in results:
         if key.startswith(tuple(f"{name}_c" for name in PLAIN_PATHS)):
             out[key] = results[key]["throughput"] / results["floor_" + key]["throughput"]
+    members = [key for key in results if key.startswith("members_")]
+    if members:  # each against the smallest company's page (member_keys: the first)
+        for key in members[1:]:
+            out[key] = results[key]["throughput"] / results[members[0]]["throughput"]
     for kind in SIGNUP:
         key = f"signup_{kind}_c8"
         if key in results:
@@ -538,6 +594,11 @@ def verdicts(results, ratio):
         for k, f in results.items()
         if k.startswith(tuple(f"{name}_c" for name in PLAIN_PATHS))
     )
+    members = [f for k, f in results.items() if k.startswith("members_")]
+    if members:
+        checks["no unexpected answer on the member list"] = all(
+            f["unexpected"] == 0 for f in members
+        )
     for kind in SIGNUP:
         key = f"p99_over_p50_{kind}_c8"
         if key in ratio:
@@ -577,6 +638,16 @@ def machine():
     }
 
 
+def member_page_text(figures, results):
+    """What a member list figure is, for the table's last column."""
+    rows = min(figures["page_limit"], figures["company_members"])
+    text = f"{figures['company_members']:,} members, {rows} rows"
+    first = next(f for k, f in results.items() if k.startswith("members_"))
+    if figures is not first:
+        text += f"; to the {first['company_members']:,}-member company's page"
+    return text
+
+
 def markdown(report):
     """The table, as Markdown."""
     limits, results, ratio = report["limits"], report["results"], report["ratios"]
@@ -603,6 +674,8 @@ def markdown(report):
             if key.startswith("login_")
             else "floor"
             if key == "rejection" or key.startswith(tuple(f"{name}_c" for name in PLAIN_PATHS))
+            else member_page_text(figures, results)
+            if key.startswith("members_")
             else ""
         )
         if "limit" in figures:
@@ -696,6 +769,14 @@ def parse_args(argv):
         "--verify-accounts", type=int, default=1000, help="accounts whose tokens /verify gets"
     )
     parser.add_argument(
+        "--member-companies",
+        type=int,
+        nargs="+",
+        default=[10, 10000],
+        help="members of each company whose member list's first page is measured",
+    )
+    parser.add_argument("--members-concurrency", type=int, default=8)
+    parser.add_argument(
         "--rounds", type=int, default=5, help="turns of rejection path and floor, each"
     )
     parser.add_argument("--burst", type=int, default=200)
@@ -730,6 +811,7 @@ def parse_args(argv):
         SETTLE_WINDOW["seconds"] = 0.25
         args.rejection_concurrency, args.burst, args.accounts = 2, 8, 2
         args.verify_concurrency, args.verify_accounts = [2], 10
+        args.member_companies, args.members_concurrency = [10, 60], 2
         args.rounds = 1
     return args
 
