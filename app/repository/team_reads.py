@@ -107,8 +107,14 @@ MEMBERS = (
 )
 
 
+# A page of the list shows no permission tree: none is read (nor decoded) for it.
+MEMBER_LIST = MEMBERS.with_only_columns(
+    *(column for column in MEMBERS.selected_columns if column.key != "role_permission")
+)
+
+
 def member_record(row: sa.RowMapping) -> MemberRecord:
-    values = dict(row)
+    values = {"role_permission": {}, **dict(row)}
     for key in ("email_verified_at", "joined_at"):
         if values[key] is not None:
             values[key] = as_utc(values[key])
@@ -121,7 +127,7 @@ def member_page(
     """Up to `limit` members, oldest first, after a (joined_at, id) position; `query`, if
     given, a case-insensitive substring of the first name, last name or address. One
     statement, whatever the company's size (the index on (company_id, joined_at, id))."""
-    statement = MEMBERS
+    statement = MEMBER_LIST
     if query:
         needle = query.lower()
         statement = statement.where(
