@@ -13,6 +13,7 @@ instance is the measured machine (its cores, gunicorn.conf.py's workers and thre
 each worker holds at most one connection per thread plus one for its mail sender.
 """
 
+import argparse
 import glob
 import json
 import math
@@ -21,6 +22,13 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEAKS = (100, 1000)
+# The CPU plan (`--cpu`): the loads of docs/capacity.md, by path.
+CPU_LOADS = (("signup", 100), ("signup", 1000), ("verify", 10000))
+# Cores are planned busy at most this share of the time (queueing grows fast above it).
+UTILISATION = 0.75
+# PgBouncer's server connections per Postgres core needed: one backend running on each
+# core and one waiting on a round trip to its client (an assumption, not a measurement).
+CONNECTIONS_PER_PG_CORE = 2
 
 
 def per_second(results, prefix):
@@ -84,13 +92,131 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main(paths):
-    paths = paths or sorted(glob.glob(os.path.join(ROOT, "bench", "results", "latest*.json")))
+def _worst(cpu, prefixes, field):
+    """The highest per-request figure (`field` of per_request_ms, or a top-level map of
+    cpu such as outside_hash_ms) among the keys with one of `prefixes`, concurrency 1
+    excepted (an idle core's wake-ups weigh on it; not a load one plans for)."""
+    values = []
+    for key, per_request in cpu["per_request_ms"].items():
+        if key.startswith(prefixes) and not key.endswith("_c1"):
+            values.append(cpu[field][key] if field in cpu else per_request[field])
+    if not values:
+        raise KeyError(f"no CPU figures for {prefixes} in the report")
+    return max(values)
+
+
+def cpu_costs(report):
+    """What one request costs, in CPU ms, from a run's "cpu" section (`make bench`): for
+    sign-up the service's CPU outside the hash (mail included), Postgres's and the SMTP
+    sink's; for /verify the service's and Postgres's. The worse of admin and customer
+    sign-up and of the concurrencies above 1."""
+    cpu = report["cpu"]
+    return {
+        "bare_hash_ms": cpu["bare_ms"]["hash"],
+        "signup_outside_ms": _worst(cpu, ("signup_",), "outside_hash_ms"),
+        "signup_postgres_ms": _worst(cpu, ("signup_",), "postgres"),
+        "signup_sink_ms": _worst(cpu, ("signup_",), "sink"),
+        "verify_ms": _worst(cpu, ("verify_",), "service"),
+        "verify_postgres_ms": _worst(cpu, ("verify_",), "postgres"),
+    }
+
+
+def cpu_plan(rate, service_ms, postgres_ms, cores_per_instance, utilisation=UTILISATION):
+    """Cores, instances and Postgres for `rate` requests a second costing `service_ms` of
+    the service's CPU and `postgres_ms` of Postgres's each:
+
+        service cores   = ceil(rate × service_ms / 1000 / utilisation)
+        instances       = ceil(service cores / cores per instance)
+        Postgres cores  = ceil(rate × postgres_ms / 1000 / utilisation)
+        PgBouncer server connections = CONNECTIONS_PER_PG_CORE × Postgres cores
+    """
+    cores = math.ceil(rate * service_ms / 1000 / utilisation)
+    postgres_cores = max(1, math.ceil(rate * postgres_ms / 1000 / utilisation))
+    return {
+        "rate": rate,
+        "service_ms": service_ms,
+        "cores": cores,
+        "instances": math.ceil(cores / cores_per_instance),
+        "postgres_cores": postgres_cores,
+        "server_connections": CONNECTIONS_PER_PG_CORE * postgres_cores,
+    }
+
+
+def cpu_rows(costs, hash_ms_by_profile, cores_per_instance, gunicorn):
+    """The plan of each CPU_LOADS entry for each argon2 profile, a sign-up costing
+    hash_ms (that profile's bare hash) + the measured work outside it; /verify hashes
+    nothing, so its rows are the same for every profile. The client connections to
+    PgBouncer are what the instances may open: workers × (threads + 1) each."""
+    per_instance = gunicorn["workers"] * (gunicorn["threads"] + 1)
     rows = []
+    for profile, hash_ms in hash_ms_by_profile.items():
+        for path, rate in CPU_LOADS:
+            if path == "signup":
+                service_ms = hash_ms + costs["signup_outside_ms"]
+                postgres_ms = costs["signup_postgres_ms"]
+            else:
+                service_ms, postgres_ms = costs["verify_ms"], costs["verify_postgres_ms"]
+            plan = cpu_plan(rate, service_ms, postgres_ms, cores_per_instance)
+            plan.update(
+                profile=profile,
+                path=path,
+                client_connections=plan["instances"] * per_instance,
+            )
+            rows.append(plan)
+    return rows
+
+
+def cpu_table(rows, cores_per_instance):
+    """The CPU plan as Markdown."""
+    lines = [
+        f"| argon2 profile | load | service CPU per request (ms) | service cores | "
+        f"{cores_per_instance}-core instances | client connections to PgBouncer (at most) | "
+        "Postgres cores | PgBouncer server connections |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        load = f"{row['rate']:,} {'sign-ups' if row['path'] == 'signup' else '/verify'}/s"
+        lines.append(
+            f"| {row['profile']} | {load} | {row['service_ms']:.1f} | {row['cores']:,} | "
+            f"{row['instances']:,} | {row['client_connections']:,} | {row['postgres_cores']:,} | "
+            f"{row['server_connections']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="*", help="bench/results/*.json (default: latest*)")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the CPU plan of docs/capacity.md from the first report's CPU figures",
+    )
+    parser.add_argument(
+        "--hash-ms",
+        action="append",
+        default=[],
+        metavar="PROFILE=MS",
+        help="a profile's bare hash CPU in ms (default: the report's own profile)",
+    )
+    args = parser.parse_args(argv)
+    paths = args.results or sorted(
+        glob.glob(os.path.join(ROOT, "bench", "results", "latest*.json"))
+    )
+    reports = []
     for path in paths:
         with open(path) as handle:
-            rows.append(capacity(json.load(handle)))
-    print(table(rows))
+            reports.append(json.load(handle))
+    if not args.cpu:
+        print(table([capacity(report) for report in reports]))
+        return 0
+    report = next(r for r in reports if "cpu" in r)
+    costs = cpu_costs(report)
+    hashes = {report.get("profile", "default"): costs["bare_hash_ms"]}
+    hashes.update((name, float(ms)) for name, ms in (h.split("=", 1) for h in args.hash_ms))
+    cores = report["machine"]["cores"]
+    print(json.dumps(costs, indent=2))
+    print(cpu_table(cpu_rows(costs, hashes, cores, report["gunicorn"]), cores))
     return 0
 
 

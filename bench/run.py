@@ -52,6 +52,9 @@ TARGETS = {
     "patch_me": 0.50,
     "p99_over_p50": 3.0,
 }
+# With OWASP's profile, the service's CPU outside the hash per request, as a share of a
+# bare hash's CPU with the same parameters (the verification mail's is in a sign-up's).
+CPU_TARGETS = {"login": 0.15, "signup": 0.30}
 VERIFY = "/api/v1/auth/verify"
 MEMBERS = "/api/v1/auth/company/members"
 MEMBER_PAGE = 50  # the member list's default limit
@@ -109,6 +112,24 @@ def _hash_worker(args):
         done += 1
     # The last one ends after the deadline: divide by the time really taken.
     return done / (time.monotonic() - started)
+
+
+def bare_hash_cpu(mode, params, seconds):
+    """CPU seconds (this process's, all its threads: argon2's lanes run in threads when
+    p > 1) per argon2-cffi hash or verify with `params`, over about `seconds` of calls."""
+    from argon2 import PasswordHasher
+
+    hasher = PasswordHasher(**params)
+    stored = hasher.hash(PASSWORD)
+    calls, started = 0, time.monotonic()
+    cpu = time.process_time()
+    while calls < 3 or time.monotonic() < started + seconds:
+        if mode == "hash":
+            hasher.hash(PASSWORD)
+        else:
+            hasher.verify(stored, PASSWORD)
+        calls += 1
+    return (time.process_time() - cpu) / calls
 
 
 def argon2_limit(mode, params, seconds):
@@ -201,6 +222,7 @@ def smtp_sink():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    ACCOUNTED["sink"] = process.pid
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -209,6 +231,7 @@ def smtp_sink():
             time.sleep(0.1)
         yield f"smtp://127.0.0.1:{port}"
     finally:
+        ACCOUNTED["sink"] = None
         process.terminate()
         process.wait(timeout=20)
 
@@ -232,10 +255,104 @@ def settle(process, seconds=60):
             return
 
 
-def loaded(process, port, *args, **kwargs):
-    """run_load, starting from an idle service."""
+# What CPU accounting needs beyond the service's process: the SMTP sink's pid (set by
+# smtp_sink()) and the Postgres database whose backends serve the service (run_all()).
+ACCOUNTED = {"sink": None, "database_url": None}
+
+
+def _cpu(process):
+    """user + system CPU seconds of one process (0 if it is gone or unreadable)."""
+    try:
+        times = process.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
+def postgres_backends(database_url):
+    """The server processes of the connections to the service's database
+    (pg_stat_activity's pids for that database, this query's own excepted)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url).set(drivername="postgresql")
+    dsn = url.render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def cpu_snapshot(service):
+    """CPU seconds so far of: the service (gunicorn master and all its workers,
+    recursively), the Postgres backends of its database, the SMTP sink, and the load
+    generator (this process with its reaped children: wrk runs as one and is reaped
+    before the load ends; the asyncio client runs here)."""
+    snapshot = {"service": {}, "postgres": {}, "sink": 0.0, "loadgen": 0.0}
+    try:
+        master = psutil.Process(service.pid)
+        for member in [master, *master.children(recursive=True)]:
+            snapshot["service"][member.pid] = _cpu(member)
+    except psutil.Error:
+        pass
+    if ACCOUNTED["database_url"]:
+        with contextlib.suppress(Exception):
+            for pid in postgres_backends(ACCOUNTED["database_url"]):
+                with contextlib.suppress(psutil.Error):
+                    snapshot["postgres"][pid] = _cpu(psutil.Process(pid))
+    if ACCOUNTED["sink"]:
+        with contextlib.suppress(psutil.Error):
+            snapshot["sink"] = _cpu(psutil.Process(ACCOUNTED["sink"]))
+    times = psutil.Process().cpu_times()
+    snapshot["loadgen"] = times.user + times.system + times.children_user + times.children_system
+    return snapshot
+
+
+def _delta(before, after):
+    """CPU used between two {pid: seconds}; a pid new in `after` counts from its start
+    (a worker or backend started during the load), one gone is lost (none should go)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def cpu_used(before, after):
+    """CPU seconds spent between two snapshots, by party."""
+    return {
+        "service": _delta(before["service"], after["service"]),
+        "postgres": _delta(before["postgres"], after["postgres"]),
+        "sink": after["sink"] - before["sink"],
+        "loadgen": after["loadgen"] - before["loadgen"],
+    }
+
+
+def metered(process, load):
+    """Run `load()` against an idle service; its figures, with "cpu": the CPU seconds each
+    party spent during it (cpu_used) and the requests answered in it. The snapshot after
+    is read as the load ends: the requests still in flight then (at most one per
+    connection) are not counted as answered though part of their work is."""
     settle(process)
-    return run_load(port, *args, **kwargs)
+    before = cpu_snapshot(process)
+    figures = load()
+    used = cpu_used(before, cpu_snapshot(process))
+    figures["cpu"] = {**used, "requests": figures["requests"]}
+    return figures
+
+
+def cpu_per_request_ms(figures):
+    """CPU milliseconds per answered request, by party, from a figure's "cpu"."""
+    cpu = figures.get("cpu")
+    if not cpu or not cpu["requests"]:
+        return None
+    return {
+        party: 1000 * cpu[party] / cpu["requests"]
+        for party in ("service", "postgres", "sink", "loadgen")
+    }
+
+
+def loaded(process, port, *args, **kwargs):
+    """run_load, starting from an idle service, with the CPU each party spent."""
+    return metered(process, lambda: run_load(port, *args, **kwargs))
 
 
 def tree_rss(process):
@@ -458,31 +575,36 @@ def measure_plain(service, port, env, args, tool, tag):
             for concurrency in levels[name]:
                 for _ in range(args.rounds):
                     for prefix, process, target_port, target_tag in targets:
-                        settle(process)
-                        if spec["bearer"]:
-                            figures = run_bearer_load(
-                                target_port,
-                                spec["method"],
-                                spec["path"],
-                                tokens,
-                                spec["status"],
-                                concurrency,
-                                args.seconds / args.rounds,
-                                body=spec["body"],
-                                tool=tool,
-                            )
-                        else:
-                            figures = run_load(
+
+                        def load(
+                            target_port=target_port, spec=spec, level=concurrency, tag=target_tag
+                        ):
+                            seconds = args.seconds / args.rounds
+                            if spec["bearer"]:
+                                return run_bearer_load(
+                                    target_port,
+                                    spec["method"],
+                                    spec["path"],
+                                    tokens,
+                                    spec["status"],
+                                    level,
+                                    seconds,
+                                    body=spec["body"],
+                                    tool=tool,
+                                )
+                            return run_load(
                                 target_port,
                                 spec["path"],
                                 spec["body"],
                                 spec["status"],
-                                concurrency,
-                                args.seconds / args.rounds,
-                                target_tag,
+                                level,
+                                seconds,
+                                tag,
                                 args.accounts,
                                 tool=tool,
                             )
+
+                        figures = metered(process, load)
                         taken.setdefault(f"{prefix}{name}_c{concurrency}", []).append(figures)
     return {key: combine_rounds(figures) for key, figures in taken.items()}
 
@@ -510,17 +632,19 @@ def measure_members(service, port, env, args, tool):
     taken = {}
     for _ in range(args.rounds):
         for key, size, limit in member_keys(args):
-            settle(service)
             taken.setdefault(key, []).append(
-                run_bearer_load(
-                    port,
-                    "GET",
-                    MEMBERS + (f"?limit={limit}" if limit else ""),
-                    tokens[size],
-                    200,
-                    args.members_concurrency,
-                    args.seconds / args.rounds,
-                    tool=tool,
+                metered(
+                    service,
+                    lambda size=size, limit=limit: run_bearer_load(
+                        port,
+                        "GET",
+                        MEMBERS + (f"?limit={limit}" if limit else ""),
+                        tokens[size],
+                        200,
+                        args.members_concurrency,
+                        args.seconds / args.rounds,
+                        tool=tool,
+                    ),
                 )
             )
     out = {}
@@ -534,7 +658,7 @@ def combine_rounds(rounds):
     """One figure from several rounds: all requests over all the time; the median
     round's latencies."""
     middle = sorted(rounds, key=lambda figures: figures["throughput"])[len(rounds) // 2]
-    return {
+    combined = {
         "requests": sum(r["requests"] for r in rounds),
         "throughput": sum(r["requests"] for r in rounds)
         / sum(r["requests"] / r["throughput"] for r in rounds),
@@ -544,6 +668,12 @@ def combine_rounds(rounds):
         "unexpected": sum(r["unexpected"] for r in rounds),
         "rounds": [r["throughput"] for r in rounds],
     }
+    if all("cpu" in r for r in rounds):
+        combined["cpu"] = {
+            party: sum(r["cpu"][party] for r in rounds)
+            for party in ("service", "postgres", "sink", "loadgen", "requests")
+        }
+    return combined
 
 
 def ratios(results, env, workers):
@@ -571,6 +701,47 @@ def ratios(results, env, workers):
     per_hash_mb = argon2_params(env)["memory_cost"] / 1024
     memory["hash_cap_bound_mb"] = memory["idle_mb"] + workers * cap * per_hash_mb
     return out
+
+
+MODES = ("hash", "verify")
+
+
+def cpu_report(results, bare):
+    """CPU per request by party and path; for sign-up and log-in, the service's CPU
+    outside the hash over a bare hash's (a sign-up hashes once, a log-in verifies once)."""
+    bare_ms = {mode: 1000 * sum(runs) / len(runs) for mode, runs in bare.items()}
+    out = {
+        "bare_ms": bare_ms,
+        "bare_runs_ms": {mode: [1000 * r for r in runs] for mode, runs in bare.items()},
+        "per_request_ms": {},
+        "outside_hash_ms": {},
+        "outside_over_hash": {},
+    }
+    for key, figures in results.items():
+        per_request = cpu_per_request_ms(figures) if isinstance(figures, dict) else None
+        if per_request is None:
+            continue
+        out["per_request_ms"][key] = per_request
+        mode = (
+            "hash" if key.startswith("signup_") else "verify" if key.startswith("login_") else None
+        )
+        if mode:
+            outside = per_request["service"] - bare_ms[mode]
+            out["outside_hash_ms"][key] = outside
+            out["outside_over_hash"][key] = outside / bare_ms[mode]
+    return out
+
+
+def cpu_verdicts(cpu):
+    """OWASP profile: each sign-up and log-in figure's CPU outside the hash against its
+    target (figures at concurrency 1 excepted: an idle core's wake-ups weigh on them)."""
+    checks = {}
+    for key, share in cpu["outside_over_hash"].items():
+        if key.endswith("_c1"):
+            continue
+        target = CPU_TARGETS["signup" if key.startswith("signup_") else "login"]
+        checks[f"{key} CPU outside the hash <= {target:.0%} of a hash"] = share <= target
+    return checks
 
 
 def verdicts(results, ratio):
@@ -701,7 +872,40 @@ def markdown(report):
         key = f"p99_over_p50_{kind}_c8"
         if key in ratio:
             lines.append(f"\np99/p50 for {kind} sign-up at concurrency 8: {ratio[key]:.2f}")
+    lines += cpu_markdown(report)
     return "\n".join(lines) + "\n"
+
+
+def cpu_markdown(report):
+    """The CPU table: per request, by party; outside the hash for sign-up and log-in."""
+    cpu = report.get("cpu")
+    if not cpu or not cpu["per_request_ms"]:
+        return []
+    bare, runs = cpu["bare_ms"], cpu["bare_runs_ms"]
+    loads = ", ".join(" ".join(f"{x:.2f}" for x in at) for at in report.get("load_average", []))
+    lines = [
+        "",
+        "CPU per request, ms (user + system; service: the gunicorn master and workers; "
+        "Postgres: the backends of the service's database; load generator: the harness and "
+        "wrk). Bare argon2-cffi in one process, same parameters: hash "
+        f"{bare['hash']:.2f} ms ({', '.join(f'{r:.2f}' for r in runs['hash'])}), verify "
+        f"{bare['verify']:.2f} ms ({', '.join(f'{r:.2f}' for r in runs['verify'])}) of CPU "
+        f"per call. Load average at start, end: {loads}.",
+        "",
+        "| figure | requests | service | outside the hash | ÷ bare hash | Postgres | SMTP sink "
+        "| load generator |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, per_request in cpu["per_request_ms"].items():
+        outside = cpu["outside_hash_ms"].get(key)
+        share = cpu["outside_over_hash"].get(key)
+        lines.append(
+            f"| {key} | {report['results'][key]['cpu']['requests']} | {per_request['service']:.2f} | "
+            f"{'' if outside is None else f'{outside:.2f}'} | "
+            f"{'' if share is None else f'{share:.1%}'} | {per_request['postgres']:.2f} | "
+            f"{per_request['sink']:.2f} | {per_request['loadgen']:.2f} |"
+        )
+    return lines
 
 
 def plot(report, path):
@@ -843,6 +1047,10 @@ def run_all(args, tool, overrides, database_url):
     params = argon2_params(env)
     workers = int(env.get("WEB_CONCURRENCY", cores()))
     print(f"argon2 {params} on {cores()} cores; load tool: {tool}", flush=True)
+    if database_url.startswith("postgres"):
+        ACCOUNTED["database_url"] = database_url
+    bare = {mode: [bare_hash_cpu(mode, params, args.limit_seconds / 2)] for mode in MODES}
+    load_average = [os.getloadavg()]
     limits = {
         "hash": argon2_limit("hash", params, args.limit_seconds),
         "verify": argon2_limit("verify", params, args.limit_seconds),
@@ -853,6 +1061,9 @@ def run_all(args, tool, overrides, database_url):
     # The limit again at the end, for the table and the plot: the machine's speed drifts
     # during a run (it is shared), so each figure's ratio uses the limit around it.
     after = {mode: argon2_limit(mode, params, args.limit_seconds) for mode in limits}
+    for mode in MODES:
+        bare[mode].append(bare_hash_cpu(mode, params, args.limit_seconds / 2))
+    load_average.append(os.getloadavg())
     limit_runs = {mode: [limits[mode], after[mode]] for mode in limits}
     limits = {mode: sum(runs) / 2 for mode, runs in limit_runs.items()}
     ratio = ratios(results, env, workers)
@@ -874,8 +1085,12 @@ def run_all(args, tool, overrides, database_url):
         "limit_runs": limit_runs,
         "results": results,
         "ratios": ratio,
+        "load_average": load_average,
+        "cpu": cpu_report(results, bare),
     }
     report["targets"] = verdicts(results, ratio)
+    if report["profile"] == "owasp":
+        report["targets"].update(cpu_verdicts(report["cpu"]))
     text = markdown(report)
     print(text)
     stem = os.path.join(args.out, args.name)

@@ -55,6 +55,30 @@ def test_bench_harness_runs(tmp_path, tool):
     assert report["results"]["memory"]["peak_mb"] > 0
     assert (tmp_path / "latest.png").stat().st_size > 0
     assert "| target | met |" in (tmp_path / "latest.md").read_text()
+    # The CPU per request of each path loaded, by party (service, Postgres, sink, load
+    # generator), and for sign-up and log-in the part outside the hash against a bare one.
+    cpu = report["cpu"]
+    assert all(0 < ms < 1000 for ms in cpu["bare_ms"].values())
+    for key in (
+        "signup_admin_c2",
+        "signup_customer_c2",
+        "login_c2",
+        "rejection",
+        "verify_c2",
+        "members_10_c2",
+    ):
+        figures = cpu["per_request_ms"][key]
+        assert set(figures) == {"service", "postgres", "sink", "loadgen"}
+        assert figures["service"] > 0
+        assert report["results"][key]["cpu"]["requests"] == report["results"][key]["requests"]
+    for key in ("signup_admin_c2", "signup_customer_c2", "login_c2"):
+        mode = "verify" if key.startswith("login") else "hash"
+        outside = cpu["per_request_ms"][key]["service"] - cpu["bare_ms"][mode]
+        assert cpu["outside_hash_ms"][key] == pytest.approx(outside)
+        assert cpu["outside_over_hash"][key] == pytest.approx(outside / cpu["bare_ms"][mode])
+    assert cpu["per_request_ms"]["signup_admin_c2"]["sink"] > 0  # its mails reached the sink
+    text = (tmp_path / "latest.md").read_text()
+    assert "| signup_admin_c2 |" in text.split("CPU per request, ms")[1]
 
 
 def test_overhead_script_reports_each_kind(tmp_path):
