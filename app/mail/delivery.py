@@ -152,8 +152,13 @@ class MailSender:
         config = self.app.config
         sender = str(config["MAIL_FROM"])
         try:
-            message = build_message(mail, sender)
-            transport.send(message, parseaddr(sender)[1], mail.to_address)
+            to_address = transport.recipient(mail.to_address)
+            transport.send(
+                build_message(mail, sender, to_address),
+                from_address=parseaddr(sender)[1],
+                to_address=to_address,
+                kind=mail.kind,
+            )
         except Superseded:
             repository.mail_done(mail)
             metrics.MAILS.labels(mail.kind, "superseded").inc()

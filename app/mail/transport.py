@@ -11,7 +11,6 @@ import smtplib
 import ssl
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -36,8 +35,13 @@ class PermanentFailure(Exception):
 class Transport(Protocol):
     """Where mails go."""
 
-    def send(self, message: EmailMessage, from_address: str, to_address: str) -> None:
-        """Deliver one message or raise TemporaryFailure / PermanentFailure."""
+    def recipient(self, to_address: str) -> str:
+        """The address as this transport takes it (its To header and envelope), or
+        PermanentFailure when it takes it in no form."""
+
+    def send(self, message: bytes, *, from_address: str, to_address: str, kind: str) -> None:
+        """Deliver one message (its bytes, lines ending in CRLF) to the address that
+        `recipient` gave, or raise TemporaryFailure / PermanentFailure."""
 
     def close(self) -> None:
         """End the session, if any."""
@@ -65,19 +69,16 @@ def ascii_address(address: str) -> str | None:
         return None
 
 
-def _recipient_for(connection: smtplib.SMTP, message: EmailMessage, to_address: str) -> str:
+def _recipient_for(connection: smtplib.SMTP, to_address: str) -> str:
     """The recipient as this server takes it: as it is when ASCII or when the server
-    announces SMTPUTF8 (smtplib then sends with the SMTPUTF8 option); otherwise in its
-    ASCII form, in the To header too. PermanentFailure when it has none."""
-    if to_address.isascii():
-        return to_address
+    announces SMTPUTF8 (then sent with the SMTPUTF8 option); otherwise in its ASCII
+    form. PermanentFailure when it has none."""
     connection.ehlo_or_helo_if_needed()
     if connection.has_extn("smtputf8"):
         return to_address
     ascii_to = ascii_address(to_address)
     if ascii_to is None:
         raise PermanentFailure("the address needs SMTPUTF8, which the SMTP server lacks")
-    message.replace_header("To", ascii_to)
     return ascii_to
 
 
@@ -113,13 +114,33 @@ class SmtpTransport:
             raise Unreachable(f"SMTP unreachable ({type(error).__name__})") from None
         return connection
 
-    def send(self, message: EmailMessage, from_address: str, to_address: str) -> None:
-        """Send on the open session (opened on first use)."""
+    def _session(self) -> smtplib.SMTP:
+        """The open session (opened on first use)."""
         if self.connection is None:
             self.connection = self._connect()
+        return self.connection
+
+    def recipient(self, to_address: str) -> str:
+        """An ASCII address as it is; any other as the server takes it (asked once the
+        session is open)."""
+        if to_address.isascii():
+            return to_address
         try:
-            to_address = _recipient_for(self.connection, message, to_address)
-            refused = self.connection.send_message(message, from_address, [to_address])
+            return _recipient_for(self._session(), to_address)
+        except smtplib.SMTPResponseException as error:
+            self.close()
+            raise _failure(error.smtp_code, "EHLO") from None
+        except (OSError, smtplib.SMTPException) as error:
+            self.close()
+            raise TemporaryFailure(f"SMTP failed ({type(error).__name__})") from None
+
+    def send(self, message: bytes, *, from_address: str, to_address: str, kind: str) -> None:
+        """Send the bytes as they are (no second flattening) on the open session; an
+        address that is not ASCII with SMTPUTF8 (the server announced it: `recipient`)."""
+        connection = self._session()
+        options = () if to_address.isascii() else ("SMTPUTF8", "BODY=8BITMIME")
+        try:
+            refused = connection.sendmail(from_address, [to_address], message, options)
         except smtplib.SMTPRecipientsRefused as error:
             code = min(code for code, _ in error.recipients.values())
             raise _failure(code, "recipient") from None
@@ -149,16 +170,19 @@ class FileTransport:
 
     folder: str
 
-    def send(self, message: EmailMessage, from_address: str, to_address: str) -> None:
+    def recipient(self, to_address: str) -> str:
+        """Any address as it is."""
+        return to_address
+
+    def send(self, message: bytes, *, from_address: str, to_address: str, kind: str) -> None:
         """Write the message; log where (never what: it holds a link)."""
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        kind = message["X-Lumyri-Mail"]
         name = f"{stamp}-{kind}-{random.getrandbits(32):08x}.eml"
         path = os.path.join(self.folder, name)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(message.as_bytes())
+            handle.write(message)
         log.info("mail %s to the account written to %s", kind, path)
 
     def close(self) -> None:
