@@ -88,6 +88,18 @@ def lock_account(
         raise ChangedMeanwhile() if exists else AccountGone()
 
 
+def lock_account_reading(
+    connection: sa.Connection, user_id: str, *columns: sa.ColumnElement[Any]
+) -> sa.Row[Any]:
+    """lock_account, and the account's `columns` as they are under the lock, in the same
+    statement (UPDATE ... RETURNING: one round trip where a lock and a read took two)."""
+    row = connection.execute(LOCK_ACCOUNT.returning(*columns), {"user_id": user_id}).first()
+    if row is None:
+        db.session.rollback()
+        raise AccountGone()
+    return row
+
+
 LOCK_COMPANY = (
     sa.update(COMPANIES)
     .where(COMPANIES.c.id == sa.bindparam("company_id"))

@@ -29,6 +29,7 @@ from app.repository.core import (
     end_read_transaction,
     insert,
     lock_account,
+    lock_account_reading,
     read_connection,
 )
 from app.repository.sessions import open_session, replace_sessions
@@ -51,6 +52,11 @@ class CodeRefused(Exception):
     secret replaced, its challenge dead): nothing written."""
 
 
+def is_on(enabled_at: datetime | None, secret: str | None) -> bool:
+    """Two-factor is on: turned on, with a secret."""
+    return enabled_at is not None and secret is not None
+
+
 class TwoFactor(NamedTuple):
     """An account's two-factor state as read: the stored (encrypted) secrets, when it was
     turned on, the last step whose code was used, the unused recovery codes' hashes."""
@@ -64,7 +70,7 @@ class TwoFactor(NamedTuple):
     @property
     def on(self) -> bool:
         """Whether two-factor is on."""
-        return self.enabled_at is not None and self.secret is not None
+        return is_on(self.enabled_at, self.secret)
 
 
 class Proof(NamedTuple):
@@ -329,7 +335,8 @@ def start_login(
     session and the login_succeeded event; with it on, a new challenge for the mfa_token
     and no session. AccountGone, nothing written, when the account was deleted."""
     connection = db.session.connection()
-    if _locked_state(connection, user.id).on:
+    locked = lock_account_reading(connection, user.id, USERS.c.totp_enabled_at, USERS.c.totp_secret)
+    if is_on(locked.totp_enabled_at, locked.totp_secret):
         challenge = _new_challenge(connection, user.id, challenge_lifetime)
         db.session.commit()
         return challenge

@@ -76,20 +76,15 @@ def open_session(
     account's ended sessions go, and the oldest live ones past MAX_SESSIONS_PER_ACCOUNT."""
     credential = new_session(user_id, context)
     insert(connection, credential)
-    connection.execute(
-        sa.delete(CREDENTIALS).where(
-            CREDENTIALS.c.user_id == user_id, CREDENTIALS.c.expires_at <= credential.created_at
-        )
-    )
-    newest = (
+    kept = (  # the newest live ones (the new one among them), in one DELETE with the rest
         sa.select(CREDENTIALS.c.id)
-        .where(CREDENTIALS.c.user_id == user_id)
+        .where(CREDENTIALS.c.user_id == user_id, CREDENTIALS.c.expires_at > credential.created_at)
         .order_by(CREDENTIALS.c.created_at.desc(), CREDENTIALS.c.id.desc())
         .limit(int(current_app.config["MAX_SESSIONS_PER_ACCOUNT"]))
     )
     connection.execute(
         sa.delete(CREDENTIALS).where(
-            CREDENTIALS.c.user_id == user_id, CREDENTIALS.c.id.not_in(newest.scalar_subquery())
+            CREDENTIALS.c.user_id == user_id, CREDENTIALS.c.id.not_in(kept.scalar_subquery())
         )
     )
     return credential

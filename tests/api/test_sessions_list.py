@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app import repository
+from app import accounts, repository
 from app.extensions import db
 from app.models import SigningCredential, utc_now
 from tests.helpers import (
@@ -226,3 +226,27 @@ def test_ending_a_session_is_audited(app, client, user):
     (session,) = [s for s in listed(client, other) if s["current"]]
     client.delete(f"{SESSIONS}/{session['id']}", headers=bearer(user["token"]))
     assert audited(app, "session_ended", user["id"], session["id"])
+
+
+def test_a_log_in_without_two_factor_costs_five_statements(app, client, user, monkeypatch):
+    """Read the account; lock it and read its two-factor state in one UPDATE ... RETURNING;
+    the new session; its ended and surplus sessions in one DELETE; the audit event."""
+    monkeypatch.setattr(accounts, "SWEEP_PROBABILITY", 0)  # not the 1 % sweep
+    log_in(client, user["email"])  # a warm-up
+    with app.app_context():
+        engine = db.engine
+    seen = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        verb = statement.split(None, 1)[0].upper()
+        if verb in {"SELECT", "INSERT", "UPDATE", "DELETE"}:
+            seen.append((verb, statement))
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        log_in(client, user["email"])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert [verb for verb, _ in seen] == ["SELECT", "UPDATE", "INSERT", "DELETE", "INSERT"]
+    assert "RETURNING" in seen[1][1]
+    assert "signing_credentials" in seen[3][1] and "audit_events" in seen[4][1]
