@@ -64,6 +64,8 @@ def outbox_registry() -> CollectorRegistry:
     "lumyri_signups_total{role,outcome} with outcome created, duplicate, "
     "invalid, rate_limited or replayed (an idempotent retry answered from the "
     "first response), lumyri_password_hash_seconds (histogram), "
+    "lumyri_password_hash_cpu_seconds_total{operation} (argon2's CPU on the calling "
+    "thread, hash or verify), "
     "lumyri_token_checks_total{endpoint,outcome}, lumyri_mails_total{kind,outcome} with "
     "outcome sent, failed, suppressed, superseded or retried, lumyri_mail_outbox_pending.",
     tags=["operations"],

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.extensions import db
 from app.observability import JsonFormatter, new_request_id
-from tests.helpers import PASSWORD, fresh_email, metric_sample, signup_body
+from tests.helpers import LOGIN_PATH, PASSWORD, fresh_email, metric_sample, signup_body
 
 MADE_ID = re.compile(r"[0-9a-f]{32}")  # a request id the service made
 
@@ -230,3 +230,22 @@ class TestMetrics:
         before = metric_sample(api.client, "lumyri_password_hash_seconds_count")
         api.signup("customer")
         assert metric_sample(api.client, "lumyri_password_hash_seconds_count") == before + 1
+
+    def test_argon2_cpu_is_counted_apart_by_operation(self, api):
+        """The thread's CPU in argon2: a sign-up's hash, a log-in's verify (also a wrong
+        password's, and the dummy verify of an unknown address)."""
+
+        def cpu(operation):
+            name = "lumyri_password_hash_cpu_seconds_total"
+            return metric_sample(api.client, name, operation=operation)
+
+        body = signup_body()
+        hashed, verified = cpu("hash"), cpu("verify")
+        assert api.signup("customer", body).status_code == 201
+        spent = cpu("hash") - hashed
+        assert spent > 0 and cpu("verify") == verified
+        for password in (body["password"], "Wrong@Pass9"):
+            api.client.post(LOGIN_PATH, json={"email": body["email"], "password": password})
+        api.client.post(LOGIN_PATH, json={"email": fresh_email(), "password": "Wrong@Pass9"})
+        assert cpu("hash") - hashed == spent
+        assert cpu("verify") - verified > 0
