@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import OutboxMail
-from app.repository.core import OUTBOX, end_read_transaction, insert
+from app.repository.core import OUTBOX, detached, end_read_transaction, insert
 
 DELETE_MAIL = sa.delete(OUTBOX).where(OUTBOX.c.id == sa.bindparam("mail_id"))
 
@@ -22,7 +22,8 @@ def queue_mail(mail: OutboxMail) -> None:
 
 def claim_mails(*, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMail]:
     """Claim up to `limit` due mails for this sender until `lease_until`, in one UPDATE
-    (a row another sender holds, by lease or by lock, is skipped)."""
+    that returns them, oldest first (a row another sender holds, by lease or by lock, is
+    skipped)."""
     claim = secrets.token_hex(16)
     due = sa.select(OUTBOX.c.id).where(
         OUTBOX.c.status == "pending",
@@ -35,13 +36,13 @@ def claim_mails(*, now: datetime, lease_until: datetime, limit: int) -> list[Out
         end_read_transaction()
         return []
     due = due.order_by(OUTBOX.c.id).limit(limit).with_for_update(skip_locked=True)
-    connection.execute(
+    rows = connection.execute(
         sa.update(OUTBOX)
         .where(OUTBOX.c.id.in_(due.scalar_subquery()))
         .values(claimed_until=lease_until, claim=claim, attempts=OUTBOX.c.attempts + 1)
-    )
-    claimed = sa.select(OutboxMail).where(OutboxMail.claim == claim).order_by(OutboxMail.id)
-    mails = list(db.session.scalars(claimed))
+        .returning(*OUTBOX.c)  # the claimed rows in the same statement
+    ).mappings()
+    mails = sorted((detached(OutboxMail, **row) for row in rows), key=lambda mail: mail.id)
     db.session.commit()
     return mails
 
