@@ -190,8 +190,11 @@ class Received:
         return sorted(when for when, to in list(self.mails) if email in to)
 
 
-def gone(processes, seconds=10):
-    """Wait until every process has exited (a zombie has: its sockets are closed); when."""
+def gone(processes, port, seconds=10):
+    """Wait until every process has exited and its listening socket is closed; when. A
+    leader shown as a zombie may still have threads exiting, which hold its sockets open
+    for some milliseconds more: the port refusing a connection is what says they closed
+    (the cluster starts the instance again only a second later)."""
     deadline = time.monotonic() + seconds
     for process in processes:
         while time.monotonic() < deadline:
@@ -201,6 +204,14 @@ def gone(processes, seconds=10):
             except psutil.NoSuchProcess:
                 break
             time.sleep(0.01)
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            break
+        except OSError:
+            pass
+        time.sleep(0.005)
     return time.monotonic()
 
 
@@ -286,7 +297,7 @@ def run_the_loss(cluster, port, smtp, received, target):
         processes = [master, *master.children()]
         killed_at = time.monotonic()
         os.killpg(pids[victim_port], signal.SIGKILL)  # the master and its workers
-        dead_at = gone(processes)
+        dead_at = gone(processes, victim_port)
         for future in running:
             future.result()
     finished_at = time.monotonic()
