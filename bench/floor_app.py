@@ -4,6 +4,8 @@ body, read the bearer header, answer the same status with a small JSON body)."""
 
 from flask import Flask, jsonify, request
 
+from app.permissions import EVERY_LEAF
+
 app = Flask(__name__)
 
 
@@ -16,15 +18,7 @@ def reject():
 
 # /verify's answer for an Admin (the bench's tokens are of Admins and of a custom role):
 # the same keys, the role's 20 leaves, the same headers, fixed values.
-PERMISSIONS = sorted(
-    f"{section}.{resource}.{level}"
-    for section, resources in (
-        ("platform", ("applications", "admins", "roles", "billing")),
-        ("application", ("tickets", "agents", "customers", "live_map", "labels", "settings")),
-    )
-    for resource in resources
-    for level in ("all", "view")
-)
+PERMISSIONS = sorted(EVERY_LEAF)  # the Admin role holds every leaf
 IDENTITY = {
     "user_id": "00000000-0000-4000-8000-000000000001",
     "company_id": "00000000-0000-4000-8000-000000000002",

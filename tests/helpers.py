@@ -471,3 +471,29 @@ def audited(app, event, *ids):
     """True when an event of this name names every one of these ids (the actor, what it
     acted on) in its columns."""
     return any(set(ids) <= set(row.values()) for row in audit_rows(app, event))
+
+
+# The Admin role's tree: every `all` and `view` of 4 platform resources and 6
+# application resources (`application.applications` is null), 20 leaves, sorted.
+ADMIN_LEAVES = [
+    "application.agents.all",
+    "application.agents.view",
+    "application.customers.all",
+    "application.customers.view",
+    "application.labels.all",
+    "application.labels.view",
+    "application.live_map.all",
+    "application.live_map.view",
+    "application.settings.all",
+    "application.settings.view",
+    "application.tickets.all",
+    "application.tickets.view",
+    "platform.admins.all",
+    "platform.admins.view",
+    "platform.applications.all",
+    "platform.applications.view",
+    "platform.billing.all",
+    "platform.billing.view",
+    "platform.roles.all",
+    "platform.roles.view",
+]

@@ -18,7 +18,7 @@ from app.api.verify_fast_path import VerifyFastPath
 from app.extensions import db
 from app.models import SigningCredential, User
 from app.tokens import credential_secret
-from tests.helpers import Api, account, bearer, error_of, metric_sample
+from tests.helpers import ADMIN_LEAVES, Api, account, bearer, error_of, metric_sample
 
 VERIFY = "/api/v1/auth/verify"
 INTROSPECT = "/api/v1/auth/introspect"
@@ -54,30 +54,6 @@ ROLE_IDS = {
     "Admin": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01",
     "Customer": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a02",
 }
-# The Admin role's tree: every `all` and `view` of 4 platform resources and 6
-# application resources (`application.applications` is null), 20 leaves, sorted.
-ADMIN_LEAVES = [
-    "application.agents.all",
-    "application.agents.view",
-    "application.customers.all",
-    "application.customers.view",
-    "application.labels.all",
-    "application.labels.view",
-    "application.live_map.all",
-    "application.live_map.view",
-    "application.settings.all",
-    "application.settings.view",
-    "application.tickets.all",
-    "application.tickets.view",
-    "platform.admins.all",
-    "platform.admins.view",
-    "platform.applications.all",
-    "platform.applications.view",
-    "platform.billing.all",
-    "platform.billing.view",
-    "platform.roles.all",
-    "platform.roles.view",
-]
 LEAVES = {"Admin": ADMIN_LEAVES, "Customer": []}
 
 

@@ -26,6 +26,7 @@ from app.permissions import tree_of
 from tests.conftest import postgres_schema, running_in_ci
 from tests.gunicorn_rig import run_server
 from tests.helpers import (
+    ADMIN_LEAVES,
     LOGIN_PATH,
     LOGOUT_PATH,
     ROOT,
@@ -51,18 +52,7 @@ ROLE_IDS = {
     "admin": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a01",
     "customer": "6a0f1c1e-2d7b-4c55-9a57-0e3c2b6f0a02",
 }
-# The Admin role's 20 leaves, sorted (tests/api/test_platform.py lists them).
-ADMIN_PERMISSIONS = ",".join(
-    sorted(
-        f"{section}.{resource}.{level}"
-        for section, resources in (
-            ("platform", ("applications", "admins", "roles", "billing")),
-            ("application", ("tickets", "agents", "customers", "live_map", "labels", "settings")),
-        )
-        for resource in resources
-        for level in ("all", "view")
-    )
-)
+ADMIN_PERMISSIONS = ",".join(ADMIN_LEAVES)
 # What a client may send to pass for another address, scheme or host: none of it may reach
 # the service or a platform service (X_Forwarded_For is X-Forwarded-For to Werkzeug).
 FORGED_FORWARDING = {
