@@ -4,12 +4,14 @@ is a temporary and what a permanent failure."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import smtplib
 import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -120,36 +122,38 @@ class SmtpTransport:
             self.connection = self._connect()
         return self.connection
 
+    @contextlib.contextmanager
+    def _failing_ends_session(self, what: str) -> Iterator[None]:
+        """A failure of the session within: closed, and told as a 4xx (temporary), a
+        5xx (permanent) or no answer (temporary)."""
+        try:
+            yield
+        except smtplib.SMTPResponseException as error:
+            self.close()
+            raise _failure(error.smtp_code, what) from None
+        except (OSError, smtplib.SMTPException) as error:
+            self.close()
+            raise TemporaryFailure(f"SMTP failed ({type(error).__name__})") from None
+
     def recipient(self, to_address: str) -> str:
         """An ASCII address as it is; any other as the server takes it (asked once the
         session is open)."""
         if to_address.isascii():
             return to_address
-        try:
+        with self._failing_ends_session("EHLO"):
             return _recipient_for(self._session(), to_address)
-        except smtplib.SMTPResponseException as error:
-            self.close()
-            raise _failure(error.smtp_code, "EHLO") from None
-        except (OSError, smtplib.SMTPException) as error:
-            self.close()
-            raise TemporaryFailure(f"SMTP failed ({type(error).__name__})") from None
 
     def send(self, message: bytes, *, from_address: str, to_address: str, kind: str) -> None:
         """Send the bytes as they are (no second flattening) on the open session; an
         address that is not ASCII with SMTPUTF8 (the server announced it: `recipient`)."""
         connection = self._session()
         options = () if to_address.isascii() else ("SMTPUTF8", "BODY=8BITMIME")
-        try:
-            refused = connection.sendmail(from_address, [to_address], message, options)
-        except smtplib.SMTPRecipientsRefused as error:
-            code = min(code for code, _ in error.recipients.values())
-            raise _failure(code, "recipient") from None
-        except smtplib.SMTPResponseException as error:
-            self.close()
-            raise _failure(error.smtp_code, "send") from None
-        except (OSError, smtplib.SMTPException) as error:
-            self.close()
-            raise TemporaryFailure(f"SMTP failed ({type(error).__name__})") from None
+        with self._failing_ends_session("send"):
+            try:
+                refused = connection.sendmail(from_address, [to_address], message, options)
+            except smtplib.SMTPRecipientsRefused as error:  # the session lives on
+                code = min(code for code, _ in error.recipients.values())
+                raise _failure(code, "recipient") from None
         if refused:
             code = min(code for code, _ in refused.values())
             raise _failure(code, "recipient")
