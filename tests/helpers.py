@@ -225,7 +225,9 @@ def together(*sends):
 
 def sample_in(text, name, absent=0, **labels):
     """The value of sample `name` with these labels in a Prometheus text (`absent` if none)."""
-    for family in text_string_to_metric_families(text):
+    # Only that sample's lines go through the parser (the whole text takes ~0.1 s).
+    lines = [line for line in text.splitlines() if line.partition("{")[0].split(" ")[0] == name]
+    for family in text_string_to_metric_families("\n".join(lines) + "\n"):
         for item in family.samples:
             if item.name == name and all(item.labels.get(k) == v for k, v in labels.items()):
                 return item.value
@@ -310,6 +312,29 @@ class Team:
         assert response.status_code == 201, response.get_data(as_text=True)
         data = response.get_json()["data"]
         return Person(data["access_token"], data["user"])
+
+    def age_invitations(self, seconds=None):
+        """As if `seconds` (by default each invitation's lifetime, INVITATION_TTL_SECONDS,
+        and one more) had passed: their times move that far back, so by default the
+        pending ones are past expires_at (what waiting out a short lifetime did, without
+        the wait)."""
+        from datetime import timedelta
+
+        import sqlalchemy as sa
+
+        from app.extensions import db
+        from app.models import Invitation
+
+        if seconds is None:
+            seconds = self.app.config["INVITATION_TTL_SECONDS"] + 1
+        back = timedelta(seconds=seconds)
+        with self.app.app_context():
+            for row in db.session.scalars(sa.select(Invitation)):
+                row.created_at -= back
+                row.expires_at -= back
+                if row.closed_at is not None:
+                    row.closed_at -= back
+            db.session.commit()
 
     def admin(self, **changes):
         """A new admin and its new company."""
