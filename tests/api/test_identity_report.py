@@ -4,7 +4,6 @@ log-out; and a change of the role, or of its permissions, seen within
 TOKEN_CACHE_SECONDS. Custom roles are written here with SQL (a row of `roles` for the
 account's company, and the account's `role_id` pointed at it)."""
 
-import time
 import uuid
 from urllib.parse import unquote
 
@@ -210,7 +209,7 @@ def test_introspection_reports_exactly_the_contracts_keys(client, api, platform,
 
 
 def test_the_session_is_one_across_verify_and_introspection_and_a_new_one_after_logout(
-    client, api, platform
+    client, api, platform, cache_window
 ):
     token, user = account(api, "admin")
     verified = client.get(VERIFY, headers=bearer(token))
@@ -227,24 +226,24 @@ def test_the_session_is_one_across_verify_and_introspection_and_a_new_one_after_
     assert new_session != session_id
     assert again.get_json()["data"]["session_id"] == new_session
     assert introspect(client, fresh).get_json()["session_id"] == new_session
-    time.sleep(1.1)  # the old token's cached answer is over: refused
+    cache_window.advance(1.1)  # the old token's cached answer is over: refused
     assert client.get(VERIFY, headers=bearer(token)).status_code == 401
 
 
-def test_a_change_of_role_is_seen_within_the_window(client, api, platform, roles):
+def test_a_change_of_role_is_seen_within_the_window(client, api, platform, roles, cache_window):
     token, user = account(api, "admin")
     first = client.get(VERIFY, headers=bearer(token))
     assert first.headers["X-User-Role-Id"] == ROLE_IDS["Admin"]
     assert introspect(client, token).get_json()["role_id"] == ROLE_IDS["Admin"]
     role_id = roles.add(user, "Support", CUSTOM_LEAVES)
-    time.sleep(1.1)  # TOKEN_CACHE_SECONDS=1
+    cache_window.advance(1.1)  # TOKEN_CACHE_SECONDS=1
     fast = client.get(VERIFY, headers=bearer(token))  # the fast path's cache miss
     assert fast.headers["X-User-Role"] == "Support"
     assert fast.headers["X-User-Role-Id"] == role_id
     assert fast.headers["X-User-Permissions"] == ",".join(CUSTOM_LEAVES)
     roles.give(user, ROLE_IDS["Admin"])
     platform.wsgi_app = view_only(platform)  # the Flask view's cache miss sees it too
-    time.sleep(1.1)
+    cache_window.advance(1.1)
     viewed = client.get(VERIFY, headers=bearer(token))
     assert (viewed.headers["X-User-Role"], viewed.headers["X-User-Role-Id"]) == (
         "Admin",
@@ -252,7 +251,7 @@ def test_a_change_of_role_is_seen_within_the_window(client, api, platform, roles
     )
     assert viewed.get_json()["data"]["permissions"] == ADMIN_LEAVES
     roles.give(user, role_id)
-    time.sleep(1.1)
+    cache_window.advance(1.1)
     answer = introspect(client, token).get_json()
     assert (answer["role"], answer["role_id"], answer["permissions"]) == (
         "Support",
@@ -261,7 +260,9 @@ def test_a_change_of_role_is_seen_within_the_window(client, api, platform, roles
     )
 
 
-def test_a_change_of_the_roles_permissions_is_seen_within_the_window(client, api, roles):
+def test_a_change_of_the_roles_permissions_is_seen_within_the_window(
+    client, api, roles, cache_window
+):
     """The leaves are remembered per role with their tree, never by the role's id alone."""
     token, user = account(api, "admin")
     role_id = roles.add(user, "Support", CUSTOM_LEAVES)
@@ -271,7 +272,7 @@ def test_a_change_of_the_roles_permissions_is_seen_within_the_window(client, api
         CUSTOM_LEAVES
     )
     roles.grant(role_id, ["platform.billing.view"])
-    time.sleep(1.1)  # TOKEN_CACHE_SECONDS=1
+    cache_window.advance(1.1)  # TOKEN_CACHE_SECONDS=1
     for each in (token, other):  # a token seen before, and one not seen yet
         response = client.get(VERIFY, headers=bearer(each))
         assert response.headers["X-User-Permissions"] == "platform.billing.view"

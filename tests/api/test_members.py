@@ -3,7 +3,6 @@ its paging, changing a member's role, removing a member or leaving, who may do i
 last-Admin rule (account deletion included) and PATCH /company for a custom role. Written
 from the contract alone, through the app factory's HTTP API."""
 
-import time
 import uuid
 
 import pytest
@@ -685,13 +684,13 @@ class TestRemoval:
         assert verify.headers["X-Company-Id"] == ""
 
     def test_verify_refuses_the_removed_members_token_within_the_cache_window(
-        self, team, boss, tickets, make_app
+        self, team, boss, tickets, make_app, cache_window
     ):
         member = team.join(boss, tickets["id"])
         quick = make_app(TOKEN_CACHE_SECONDS=1).test_client()
         assert quick.get("/api/v1/auth/verify", headers=member.auth).status_code == 200
         team.remove(boss, member.id)
-        time.sleep(1.1)
+        cache_window.advance(1.1)
         response = quick.get("/api/v1/auth/verify", headers=member.auth)
         assert error_code(response) == (401, "INVALID_TOKEN")
 

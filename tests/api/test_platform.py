@@ -6,7 +6,6 @@ import contextlib
 import functools
 import json
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -196,14 +195,16 @@ class TestCache:
         assert again == 0
         assert statements_during(platform, lambda: introspect(client, token)) == 0
 
-    def test_a_revocation_is_seen_within_the_window_and_at_once_elsewhere(self, make_app):
+    def test_a_revocation_is_seen_within_the_window_and_at_once_elsewhere(
+        self, make_app, cache_window
+    ):
         app = make_app(TOKEN_CACHE_SECONDS=1)
         client = app.test_client()
         token, _ = account(Api(client))
         assert client.get(VERIFY, headers=bearer(token)).status_code == 200
         assert client.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
         assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
-        time.sleep(1.1)
+        cache_window.advance(1.1)
         assert client.get(VERIFY, headers=bearer(token)).status_code == 401
         assert introspect(client, token).get_json() == {"active": False}
 
@@ -215,7 +216,7 @@ class TestCache:
         client.post("/api/v1/auth/logout", headers=bearer(token))
         assert client.get(VERIFY, headers=bearer(token)).status_code == 401
 
-    def test_a_verified_address_shows_within_the_window(self, make_app):
+    def test_a_verified_address_shows_within_the_window(self, make_app, cache_window):
         app = make_app(TOKEN_CACHE_SECONDS=1)
         client = app.test_client()
         token, user = account(Api(client))
@@ -225,7 +226,7 @@ class TestCache:
                 sa.update(User).where(User.id == user["id"]).values(email_verified_at=sa.func.now())
             )
             db.session.commit()
-        time.sleep(1.1)
+        cache_window.advance(1.1)
         response = client.get(VERIFY, headers=bearer(token))
         assert response.headers["X-Email-Verified"] == "true"
         assert response.get_json()["data"]["email_verified"] is True

@@ -2,7 +2,6 @@
 hands out a token, listed, ended one at a time or by log-out's scope, capped, purged,
 and their last use kept to within 5 minutes without a write per request."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -90,7 +89,9 @@ def test_ending_one_session_leaves_the_others(client, user):
     assert again.status_code == 404 and error_of(again)["code"] == "NOT_FOUND"
 
 
-def test_the_ended_session_is_refused_by_verify_within_the_cache_window(make_app, api):
+def test_the_ended_session_is_refused_by_verify_within_the_cache_window(
+    make_app, api, cache_window
+):
     app = make_app(TOKEN_CACHE_SECONDS=1)
     client = app.test_client()
     token, user = account(api)
@@ -98,7 +99,7 @@ def test_the_ended_session_is_refused_by_verify_within_the_cache_window(make_app
     assert client.get(VERIFY, headers=bearer(token)).status_code == 200
     (session,) = [s for s in listed(client, token) if s["current"]]
     assert client.delete(f"{SESSIONS}/{session['id']}", headers=bearer(other)).status_code == 204
-    time.sleep(1.1)
+    cache_window.advance(1.1)
     assert client.get(VERIFY, headers=bearer(token)).status_code == 401
 
 
