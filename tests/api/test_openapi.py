@@ -107,6 +107,14 @@ def fuzz_targets():
     ]
 
 
+@schemathesis.python.constants
+def service_code():
+    """The service's own literals, which the generated values draw on: harvested once per
+    process from an app's code (from_wsgi's own harvest did it again for each test's app,
+    a third of a fuzz test's fixed cost)."""
+    return app_on_no_database()
+
+
 @pytest.fixture(scope="module")
 def served_document():
     """The document as an app serves it, fetched once for the fuzz tests (building it
@@ -123,11 +131,14 @@ def test_fuzz(app, database_url, served_document, path, method, mode):
     Postgres a quarter of the examples: what differs there is what the database refuses
     (a NUL byte, a length), not the parsing, and the suite's time is bounded."""
     schema = schemathesis.openapi.from_dict(served_document)
-    schema.app = app  # what from_wsgi(OPENAPI_PATH, app) sets after fetching the document
     operation = schema[path][method]
+    strategy = operation.as_strategy(generation_mode=mode)
+    # What from_wsgi(OPENAPI_PATH, app) sets, set after the strategy is built: the
+    # literals then come from service_code, harvested once, not from this app again.
+    schema.app = operation.app = app
     on_sqlite = database_url.startswith("sqlite")
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=strategy)
     @settings(
         max_examples=FUZZ_EXAMPLES if on_sqlite else max(10, FUZZ_EXAMPLES // 4),
         derandomize=True,
