@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from app import create_app, identity, mail
 from app.extensions import db
 from app.models import Company, SigningCredential, User
-from tests.conftest import proxied_postgres
+from tests.fixtures import proxied_postgres
 from tests.helpers import Api, bearer, error_of, signup_body
 
 pytestmark = pytest.mark.postgres

@@ -6,7 +6,7 @@ import pytest
 
 from app import create_app
 from app.extensions import db
-from tests.conftest import postgres_schema
+from tests.fixtures import postgres_schema
 from tests.helpers import SIGNUP_PATHS, error_of, signup_body
 
 UNREACHABLE = {

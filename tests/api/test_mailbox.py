@@ -8,7 +8,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import db
-from tests.conftest import postgres_schema
+from tests.fixtures import postgres_schema
 from tests.helpers import error_of, signup_body
 
 JOSE_NFC = unicodedata.normalize("NFC", "josé@example.org")

@@ -32,7 +32,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import running_in_ci
+from tests.fixtures import running_in_ci
 from tests.helpers import ROOT, SIGNUP_PATHS, fresh_email, signup_body
 from tests.smtp_server import SmtpServer
 from tests.system.test_gateway import gateway_module

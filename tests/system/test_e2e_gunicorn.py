@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import postgres_schema
+from tests.fixtures import postgres_schema
 from tests.gunicorn_rig import SECRET_KEY, run_server, server_env
 from tests.helpers import (
     PASSWORD,

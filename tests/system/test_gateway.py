@@ -23,7 +23,7 @@ from app.api.platform import IDENTITY_HEADERS as VERIFY_IDENTITY_HEADERS
 from app.errors import ERRORS
 from app.models import Role, User
 from app.permissions import tree_of
-from tests.conftest import postgres_schema, running_in_ci
+from tests.fixtures import postgres_schema, running_in_ci
 from tests.gunicorn_rig import run_server
 from tests.helpers import (
     ADMIN_LEAVES,

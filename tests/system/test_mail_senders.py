@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import postgres_schema
+from tests.fixtures import postgres_schema
 from tests.gunicorn_rig import run_server
 from tests.helpers import (
     SIGNUP_PATHS,

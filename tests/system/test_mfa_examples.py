@@ -10,7 +10,7 @@ import time
 import pyotp
 import pytest
 
-from tests.conftest import postgres_schema
+from tests.fixtures import postgres_schema
 from tests.gunicorn_rig import run_server
 from tests.helpers import PASSWORD, fresh_email, run_example
 

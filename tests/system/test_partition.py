@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import proxied_postgres
+from tests.fixtures import proxied_postgres
 from tests.gunicorn_rig import run_server
 from tests.helpers import PASSWORD, signup_body
 

@@ -27,7 +27,7 @@ from tests.api.test_races import (  # noqa: F401 - run here again, through PgBou
     owner,
     test_two_deletions_at_once_one_204_one_401_one_mail,
 )
-from tests.conftest import empty_account_tables, migrate_database, running_in_ci
+from tests.fixtures import empty_account_tables, migrate_database, running_in_ci
 from tests.helpers import LOGIN_PATH, ME_PATH, ROOT, Api, at_once, bearer, free_port, signup_body
 from tests.tcp_proxy import TcpProxy
 

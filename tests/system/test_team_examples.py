@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import postgres_schema
+from tests.fixtures import postgres_schema
 from tests.gunicorn_rig import run_server
 from tests.helpers import PASSWORD, fresh_email, link_token, run_example
 

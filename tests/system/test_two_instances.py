@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import postgres_schema
+from tests.fixtures import postgres_schema
 from tests.gunicorn_rig import run_server
 from tests.helpers import LOGIN_PATH, ME_PATH, SIGNUP_PATHS, fresh_email, signup_body
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from app import create_app, repository
 from app.extensions import db
 from app.models import ADMIN_ROLE_ID, User, new_uuid
-from tests.conftest import empty_account_tables
+from tests.fixtures import empty_account_tables
 
 INDEX = "ix_users_company_joined"
 

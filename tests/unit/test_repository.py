@@ -9,7 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from app import passwords, repository
 from app.extensions import db
 from app.models import Company, OutboxMail, SigningCredential, User
-from tests.conftest import empty_account_tables
+from tests.fixtures import empty_account_tables
 from tests.helpers import PASSWORD, fresh_email, signup_body
 
 
