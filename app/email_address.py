@@ -15,15 +15,21 @@ from email_validator import EmailNotValidError, validate_email
 
 EMAIL_MAX = 254
 
-# White space that trimming removes: Unicode white space, except the control characters
-# Python also counts as space (\x1c-\x1f, \x85), which must be refused, not hidden.
+
+def trimmed_white_space(last: int = 0xFFFF) -> str:
+    """White space that trimming removes, among the code points up to `last`: Unicode
+    white space, except the control characters Python also counts as space (U+001C to
+    U+001F, U+0085), which must be refused, not hidden."""
+    return "".join(
+        char
+        for char in map(chr, range(last + 1))
+        if char.isspace() and (unicodedata.category(char) != "Cc" or char in "\t\n\v\f\r")
+    )
+
+
 # Unicode has no white space beyond the Basic Multilingual Plane, so only it is looked
 # through (120 ms less at each start; tests/unit/test_email_address.py checks it).
-TRIM_CHARACTERS = "".join(
-    char
-    for char in map(chr, range(0x10000))
-    if char.isspace() and (unicodedata.category(char) != "Cc" or char in "\t\n\v\f\r")
-)
+TRIM_CHARACTERS = trimmed_white_space()
 # A surrogate in a decoded str is always a lone one (JSON's pairs are joined on parsing).
 LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 

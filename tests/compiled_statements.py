@@ -9,7 +9,10 @@ an entry by the dialect's class and server version instead of the dialect object
 engine reuses what an engine of the same database kind compiled before. Every test app
 builds its engines from the same settings, so their dialects compile alike
 (`tests/unit/test_compiled_statements.py` checks that statements run the same through
-it). A key that does not start with a dialect is used as it is.
+it). Settings that change how a dialect compiles (paramstyle, label_length, a JSON
+serializer) are not in the key: an app built with other engine options than the testing
+config's must not take `engine_options`. A key that does not start with a dialect is used
+as it is.
 """
 
 import threading

@@ -5,7 +5,14 @@ import gc
 
 def pytest_configure(config):
     """Load the fixtures where tests run: everywhere but pytest-xdist's controller."""
-    controller = bool(config.getoption("numprocesses", None)) and not hasattr(config, "workerinput")
+    # pytest-xdist's own test for "this process hands the tests out to workers"
+    # (`-n` or `--tx`; not with --collect-only, where it collects them itself).
+    controller = (
+        not hasattr(config, "workerinput")
+        and config.getoption("dist", "no") != "no"
+        and bool(config.getoption("tx", None))
+        and not config.getoption("collectonly")
+    )
     if not controller:
         config.pluginmanager.import_plugin("tests.fixtures")
 

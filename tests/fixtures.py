@@ -182,8 +182,9 @@ EMPTYING = (
 
 
 def empty_account_tables():
-    """Delete every account (the seeded roles stay). Plain SQL: a statement built with
-    SQLAlchemy is compiled again for each app's new engine, several ms a test."""
+    """Delete every account (the seeded roles stay). Plain SQL, which is never compiled:
+    some callers' engines (tests/system, tests/unit/test_member_page_queries.py) do not
+    share the compiled statements of `make_app`'s."""
     connection = db.session.connection()
     for statement in EMPTYING:
         connection.exec_driver_sql(statement)
@@ -206,13 +207,17 @@ def make_app(database_url):
     yield build
     if not built:
         build()  # no app was asked for, yet the test may have written through another
-    for each in built:
-        each.extensions[EXTENSION_KEY].stop()
-    with built[0].app_context():
-        empty_account_tables()
-    for each in built:
-        with each.app_context():
-            db.engine.dispose()
+    try:
+        for each in built:
+            each.extensions[EXTENSION_KEY].stop()
+    finally:
+        try:
+            with built[0].app_context():
+                empty_account_tables()
+        finally:
+            for each in built:
+                with each.app_context():
+                    db.engine.dispose()
 
 
 @pytest.fixture

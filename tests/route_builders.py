@@ -10,7 +10,7 @@ The function depends only on the rule's parsed parts (its `_trace`), its default
 So a rule without defaults can take the function compiled for an equal rule before
 (`tests/unit/test_route_builders.py` checks that the URLs built are werkzeug's own).
 Rules with defaults compile as usual. If a werkzeug release renames what this wraps,
-`install` changes nothing and the suite is only slower.
+`install` changes nothing and test_the_memo_is_installed_by_the_suite fails, to say so.
 """
 
 from werkzeug.routing.rules import Rule

@@ -198,14 +198,13 @@ class TestDelivery:
         assert len(smtp_server.wait_for(1, seconds=5)) == 1
 
     def test_under_load_the_sender_gathers_a_batch_and_otherwise_sends_at_once(
-        self, make_app, smtp_server, monkeypatch, database_url
+        self, make_app, smtp_server, monkeypatch
     ):
         from app.mail import delivery as mail_sender
 
         # A window wide enough for three sign-ups on a slow, shared CI machine (0.2 s
         # is not: a sign-up on Postgres there can take longer than that).
-        window = 0.5 if database_url.startswith("sqlite") else 2.0
-        monkeypatch.setattr(mail_sender, "GATHER_SECONDS", window)
+        monkeypatch.setattr(mail_sender, "GATHER_SECONDS", 2.0)
         app = make_app(SMTP_URL=smtp_server.url, MAIL_POLL_SECONDS=30)
         sender = app.extensions[EXTENSION_KEY]
         sender.start()
