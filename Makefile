@@ -67,7 +67,7 @@ test: $(STAMP)
 
 ## test-fast: the tests that start no server process (tests/unit, tests/api), SQLite, fewer generated examples
 test-fast: $(STAMP)
-	TEST_EXAMPLES_SCALE=0.15 $(BIN)/python -m pytest -n 2 --dist worksteal -m "not postgres" tests/unit tests/api $(PYTEST_ARGS)
+	TEST_EXAMPLES_SCALE=0.1 $(BIN)/python -m pytest -n 2 --dist worksteal -m "not postgres" tests/unit tests/api $(PYTEST_ARGS)
 
 ## lint: ruff check, ruff format check and mypy --strict over app/ and config.py, as CI runs them
 lint: $(STAMP)

@@ -19,7 +19,7 @@ EXAMPLES_SCALE = float(os.environ.get("TEST_EXAMPLES_SCALE", "1"))
 
 def examples(count):
     """How many generated examples a property or fuzz test runs in this tier."""
-    return max(10, int(count * EXAMPLES_SCALE))
+    return max(5, int(count * EXAMPLES_SCALE))
 
 
 SIGNUP_PATHS = {
