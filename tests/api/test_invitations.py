@@ -146,6 +146,14 @@ class TestCreate:
         assert abs((expires - created).total_seconds() - SEVEN_DAYS) <= 2
         assert listed(team, boss) == [invitation]
 
+    def test_the_lifetime_is_invitation_ttl_seconds(self, make_app, smtp_server, boss, tickets):
+        """The setting, not the default alone: an app whose invitations live an hour."""
+        hourly = make_app(SMTP_URL=smtp_server.url, INVITATION_TTL_SECONDS=3600)
+        team = Team(hourly, Api(hourly.test_client()), smtp_server)
+        invitation = team.invitation(boss, fresh_email("invited"), tickets["id"])
+        created, expires = moment(invitation["created_at"]), moment(invitation["expires_at"])
+        assert abs((expires - created).total_seconds() - 3600) <= 2
+
     def test_with_the_admin_role(self, team, boss, admin_id):
         invitation = team.invitation(boss, fresh_email("invited"), admin_id)
         assert invitation["role"] == {"id": admin_id, "name": "Admin", "category": "SYSTEM ROLE"}

@@ -1,5 +1,6 @@
 """The OpenAPI document: valid, complete, and honoured under fuzzing (schemathesis)."""
 
+import functools
 import re
 
 import pytest
@@ -85,8 +86,10 @@ def test_every_status_uses_the_envelope(document):
                     assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
+@functools.cache
 def app_on_no_database():
-    """An app whose routes and document are the tested app's (nothing is stored)."""
+    """An app whose routes and document are the tested app's (nothing is stored): one
+    per process, for the fuzz targets, the document and the literals."""
     from app import create_app
 
     return create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
